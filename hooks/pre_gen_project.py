@@ -1,0 +1,88 @@
+"""Validate the answers before anything is written.
+
+Runs in cookiecutter's own interpreter, so it uses the standard library only. The
+unrendered file stays valid Python: the template's tests import `validate` directly.
+A bad answer prints `ERROR: <field>: <what is wrong>. <how to fix>` and exits 1;
+cookiecutter then removes the half-made project directory.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import sys
+from typing import Any
+
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Import names that a generated package must not shadow: its own dependencies and
+# the names pytest and tooling treat specially.
+RESERVED_NAMES = frozenset(
+    {
+        "alembic",
+        "anyio",
+        "app",
+        "asyncpg",
+        "aiosqlite",
+        "fastapi",
+        "httpx",
+        "jwt",
+        "migrations",
+        "mypy",
+        "pwdlib",
+        "pydantic",
+        "pydantic_settings",
+        "pytest",
+        "ruff",
+        "schemathesis",
+        "sqlalchemy",
+        "src",
+        "starlette",
+        "structlog",
+        "test",
+        "tests",
+        "uvicorn",
+    }
+)
+
+
+def validate(context: dict[str, Any]) -> list[str]:
+    """Return one `<field>: <problem>. <fix>` message per bad answer (empty when all is well)."""
+    errors: list[str] = []
+    name = str(context.get("project_name", "")).strip()
+    if not name:
+        errors.append("project_name: it is empty. Give the project a name, e.g. 'Billing API'.")
+
+    slug = str(context.get("project_slug", ""))
+    if not SLUG_PATTERN.match(slug):
+        errors.append(
+            f"project_slug: {slug!r} is not a lowercase Python identifier. Use lowercase "
+            "letters, digits and underscores, starting with a letter, e.g. 'billing_api'."
+        )
+    elif keyword.iskeyword(slug) or slug in sys.stdlib_module_names or slug in RESERVED_NAMES:
+        errors.append(
+            f"project_slug: {slug!r} would shadow the Python module of the same name. "
+            f"Choose another name, e.g. '{slug}_service'."
+        )
+
+    email = str(context.get("author_email", ""))
+    if not EMAIL_PATTERN.match(email):
+        errors.append(
+            f"author_email: {email!r} does not look like an email address. "
+            "Use the form name@example.com."
+        )
+    return errors
+
+
+def main() -> int:
+    context = json.loads(r"""{{ cookiecutter | jsonify }}""")
+    errors = validate(context)
+    for error in errors:
+        print(f"ERROR: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

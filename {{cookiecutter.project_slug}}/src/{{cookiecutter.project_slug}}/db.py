@@ -1,0 +1,175 @@
+"""Async SQLAlchemy 2: engine, sessions, the declarative base and database error handling.
+
+The engine lives in the application's lifespan (`database_lifespan`); each request gets
+one session (`SessionDep`) that commits when the endpoint returns and rolls back on error,
+before the response is sent, so a failed commit is never reported as a success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import DateTime, MetaData, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from {{ cookiecutter.project_slug }}.errors import problem_response
+from {{ cookiecutter.project_slug }}.health import add_readiness_check
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+logger = structlog.stdlib.get_logger(__name__)
+
+# Deterministic constraint names, so migrations can drop and alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime; use datetime.now(UTC)")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def build_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+    """The engine for `settings`; `pooled=False` for one-off work such as migrations."""
+    timeout = settings.db_timeout_seconds
+{%- if cookiecutter.database == "postgresql" %}
+    # asyncpg: a connect timeout, and a client-side bound on every statement.
+    options: dict[str, Any] = {"connect_args": {"timeout": timeout, "command_timeout": timeout}}
+    if pooled:
+        options |= {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_recycle": settings.db_pool_recycle_seconds,
+            "pool_pre_ping": True,
+            "pool_timeout": timeout,
+        }
+    else:
+        options["poolclass"] = NullPool
+    return create_async_engine(settings.database_url, **options)
+{%- else %}
+    options: dict[str, Any] = {"connect_args": {"timeout": timeout}}
+    options |= {"pool_pre_ping": True} if pooled else {"poolclass": NullPool}
+    engine = create_async_engine(settings.database_url, **options)
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, and real transactions (pysqlite's implicit BEGIN breaks SAVEPOINTs)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+{%- endif %}
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+@asynccontextmanager
+async def database_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    engine = build_engine(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    add_readiness_check(app, "database", lambda: ping(engine))
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit/rollback run before the response is sent, not after.
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+# Errors that mean "the database did not answer", as opposed to a bug in a query.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+
+
+async def handle_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database_unavailable", error=repr(exc))
+    return problem_response(
+        503,
+        "The database is unavailable; retry later.",
+        instance=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+        headers={"Retry-After": "5"},
+    )
+
+
+def install_database_error_handlers(app: FastAPI) -> None:
+    for error in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, handle_database_unavailable)

@@ -1,0 +1,159 @@
+"""One error shape for every error: RFC 9457 problem details (`application/problem+json`).
+
+HTTP errors, validation errors and domain errors are rendered here; unhandled exceptions
+are caught by the request middleware (middleware.py) and rendered with the same shape,
+without leaking a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus the request id and, for 422, the field errors."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """Base class for domain errors that map to an HTTP status (raise from services)."""
+
+    status: int = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class NotFoundError(ProblemError):
+    status = HTTPStatus.NOT_FOUND
+
+
+class ConflictError(ProblemError):
+    status = HTTPStatus.CONFLICT
+
+
+class ServiceUnavailableError(ProblemError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    request_id: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    problem = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=instance,
+        request_id=request_id,
+        errors=errors,
+    )
+    return JSONResponse(
+        problem.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type
+    detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+    return problem_response(
+        exc.status_code,
+        detail,
+        instance=request.url.path,
+        request_id=_request_id(request),
+        headers=exc.headers,
+    )
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type
+    # The offending input is not echoed back: it may be a password.
+    errors = [
+        FieldError(loc=list(jsonable_encoder(e["loc"])), msg=e["msg"], type=e["type"])
+        for e in exc.errors()
+    ]
+    return problem_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "The request is invalid; see errors.",
+        instance=request.url.path,
+        request_id=_request_id(request),
+        errors=errors,
+    )
+
+
+async def handle_problem_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)  # noqa: S101 - registered for this type
+    return problem_response(
+        exc.status,
+        exc.detail,
+        instance=request.url.path,
+        request_id=_request_id(request),
+        headers=exc.headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(ProblemError, handle_problem_error)
+
+
+def document_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document describe the error shape the API really returns.
+
+    FastAPI documents 422 with its own `HTTPValidationError`; every operation here answers
+    errors (400-599) as problem+json, so each gets that 422 and a `default` problem response.
+    """
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    problem_content = {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem_schema.pop("$defs", {}))
+    components["Problem"] = problem_schema
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Validation Error", "content": problem_content}
+            responses["default"] = {"description": "Problem", "content": problem_content}
+    return schema

@@ -1,0 +1,72 @@
+"""Health endpoints: liveness checks nothing external, readiness checks every dependency.
+
+Features register their readiness checks with `add_readiness_check` from their lifespan.
+Both endpoints stay out of the OpenAPI schema and the access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from typing import Literal
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel
+
+from {{ cookiecutter.project_slug }}.errors import ServiceUnavailableError
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+LIVE_PATH = "/health/live"
+READY_PATH = "/health/ready"
+READINESS_TIMEOUT_SECONDS = 2.0
+
+logger = structlog.stdlib.get_logger(__name__)
+router = APIRouter(tags=["health"])
+
+
+class HealthStatus(BaseModel):
+    status: Literal["ok"] = "ok"
+    checks: dict[str, Literal["ok"]] = {}
+
+
+class ServiceInfo(BaseModel):
+    name: str
+    version: str
+    environment: str
+
+
+def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
+    app.state.readiness_checks[name] = check
+
+
+@router.get(LIVE_PATH, include_in_schema=False)
+async def live() -> HealthStatus:
+    return HealthStatus()
+
+
+@router.get(READY_PATH, include_in_schema=False)
+async def ready(request: Request) -> HealthStatus:
+    checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
+    failed: list[str] = []
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(), timeout=READINESS_TIMEOUT_SECONDS)
+        except Exception as exc:  # any failure means "not ready"
+            logger.warning("readiness_check_failed", check=name, error=repr(exc))
+            failed.append(name)
+    if failed:
+        raise ServiceUnavailableError(f"Not ready: {', '.join(failed)} did not answer.")
+    return HealthStatus(checks=dict.fromkeys(checks, "ok"))
+
+
+@router.get("/api/v1/info")
+async def info(request: Request) -> ServiceInfo:
+    """Name, version and environment of the running service."""
+    return ServiceInfo(
+        name="{{ cookiecutter.project_slug | replace('_', '-') }}",
+        version=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
+        environment=request.app.state.settings.environment,
+    )

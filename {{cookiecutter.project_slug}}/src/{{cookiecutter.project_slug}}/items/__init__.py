@@ -1,0 +1,1 @@
+"""Items: the example resource. Copy this folder as the shape of your next resource."""

@@ -1,0 +1,89 @@
+"""Structured logging: JSON lines in production, readable lines in development.
+
+structlog renders every record, including those of uvicorn and other libraries that use
+the standard `logging` module, so one line format reaches the log collector. Context
+bound with `structlog.contextvars` (the request id) appears on every line of a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from structlog.types import EventDict, Processor
+
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+HANDLER_NAME = "structlog"
+
+# Keys whose values must never reach a log line.
+REDACTED_KEYS = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "secret",
+        "secret_key",
+    }
+)
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    for key in event_dict:
+        if key.lower() in REDACTED_KEYS:
+            event_dict[key] = "[REDACTED]"
+    return event_dict
+
+
+def configure_logging(settings: Settings) -> None:
+    """Configure structlog and route the standard library's loggers through it. Idempotent."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Processor
+    if settings.resolved_log_format == "json":
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    handler.set_name(HANDLER_NAME)
+    root = logging.getLogger()
+    # Replace only our own handler, so repeated calls (one app per test) and pytest's
+    # log capture keep working.
+    root.handlers = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
+    root.setLevel(settings.log_level)
+
+    # uvicorn's own handlers would print a second, differently formatted line; its access
+    # log is replaced by the application's access line (see middleware.py).
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers = []
+        uvicorn_logger.propagate = True
+    access_logger = logging.getLogger("uvicorn.access")
+    access_logger.handlers = []
+    access_logger.propagate = False

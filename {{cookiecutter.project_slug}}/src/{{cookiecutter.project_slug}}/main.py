@@ -1,0 +1,88 @@
+"""The application factory. Each feature brings its own lifespan and router; this file
+only lists the chosen ones."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+{% if cookiecutter.database != "none" %}
+from {{ cookiecutter.project_slug }}.db import database_lifespan, install_database_error_handlers
+{%- endif %}
+from {{ cookiecutter.project_slug }}.errors import document_problem_responses, install_error_handlers
+from {{ cookiecutter.project_slug }}.health import LIVE_PATH, READY_PATH
+from {{ cookiecutter.project_slug }}.health import router as health_router
+{%- if cookiecutter.database != "none" %}
+from {{ cookiecutter.project_slug }}.items.router import router as items_router
+{%- endif %}
+from {{ cookiecutter.project_slug }}.logging import configure_logging
+from {{ cookiecutter.project_slug }}.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
+
+# A feature's setup and teardown: opened at startup, closed at shutdown, in reverse order.
+FeatureLifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
+
+FEATURES: list[FeatureLifespan] = [
+{%- if cookiecutter.database != "none" %}
+    database_lifespan,
+{%- endif %}
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for feature in FEATURES:
+                await stack.enter_async_context(feature(app, settings))
+            yield
+
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }}",
+        description="{{ cookiecutter.description }}",
+        version=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.readiness_checks = {}
+
+    install_error_handlers(app)
+{%- if cookiecutter.database != "none" %}
+    install_database_error_handlers(app)
+{%- endif %}
+
+    # Added innermost first: security headers wrap everything, even the 500 fallback.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestContextMiddleware, quiet_paths=(LIVE_PATH, READY_PATH))
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    api = APIRouter(prefix="/api/v1")
+{%- if cookiecutter.database != "none" %}
+    api.include_router(items_router)
+{%- endif %}
+    app.include_router(health_router)
+    app.include_router(api)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problem_responses(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+app = create_app()

@@ -1,0 +1,101 @@
+"""Test helpers: settings for tests{% if cookiecutter.database != "none" %} and throwaway, migrated databases{% endif %}."""
+
+from __future__ import annotations
+
+{% if cookiecutter.database == "postgresql" -%}
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+{% elif cookiecutter.database == "sqlite" -%}
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+{% else -%}
+from typing import Any
+{% endif %}
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+{%- if cookiecutter.database != "none" %}
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+{%- endif %}
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for tests: `.env` is ignored so a developer's local file cannot leak in."""
+    values: dict[str, Any] = {"environment": "test", "secret_key": TEST_SECRET_KEY}
+    return Settings(_env_file=None, **(values | overrides))
+{%- if cookiecutter.database != "none" %}
+
+
+def migrate(database_url: str) -> None:
+    config = Config(PROJECT_ROOT / "alembic.ini")
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+{%- if cookiecutter.database == "sqlite" %}
+
+
+@contextmanager
+def throwaway_database(directory: Path) -> Iterator[str]:
+    """A migrated SQLite file of its own; nothing to clean up beyond pytest's tmp dir."""
+    url = f"sqlite+aiosqlite:///{directory / f'test_{uuid.uuid4().hex}.db'}"
+    migrate(url)
+    yield url
+{%- else %}
+
+
+SERVER_HINT = (
+    "The tests need a PostgreSQL server named by DATABASE_URL, e.g.\n"
+    "  DATABASE_URL=postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/postgres\n"
+    "Start one with `docker compose up -d db`, or point DATABASE_URL at an existing server."
+)
+
+
+def _server_url() -> str:
+    return os.environ.get("DATABASE_URL") or Settings().database_url
+
+
+async def _admin(server_url: str, statement: str) -> None:
+    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def throwaway_database(directory: Path) -> Iterator[str]:
+    """Create a migrated database on the server named by DATABASE_URL; drop it afterwards."""
+    del directory  # the database lives on the server
+    server_url = _server_url()
+    name = f"test_{{ cookiecutter.project_slug }}_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # any failure here: say how to fix it
+        pytest.fail(f"Cannot create a test database: {exc!r}\n{SERVER_HINT}", pytrace=False)
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+{%- endif %}
+{%- endif %}

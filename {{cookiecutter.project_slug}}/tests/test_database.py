@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.project_slug }}.db import UTCDateTime
+from {{ cookiecutter.project_slug }}.main import create_app
+from tests.support import make_settings
+
+
+async def test_a_failing_commit_is_a_503_not_a_success(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_commit(self: AsyncSession) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionError("connection reset"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AsyncSession, "commit", failing_commit)
+        response = await client.post("/api/v1/items", json={"name": "lost write"})
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    assert (await client.get("/api/v1/items")).json()["total"] == 0
+
+
+async def test_readiness_fails_when_the_database_does_not_answer() -> None:
+{%- if cookiecutter.database == "sqlite" %}
+    unreachable = "sqlite+aiosqlite:////nonexistent-dir/db.sqlite"
+{%- else %}
+    unreachable = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+{%- endif %}
+    broken = create_app(make_settings(database_url=unreachable, db_timeout_seconds=1))
+    async with broken.router.lifespan_context(broken):
+        transport = httpx.ASGITransport(app=broken)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            ready = await client.get("/health/ready")
+            items = await client.get("/api/v1/items")
+    assert ready.status_code == 503
+    assert items.status_code == 503
+    assert items.headers["content-type"] == "application/problem+json"
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1), dialect=None)  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+"""A database outage through a TCP proxy that the test cuts and restores: the service
+answers 503 problems within its timeout while the database is gone, and recovers by
+itself when it is back, with no restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from {{ cookiecutter.project_slug }}.main import create_app
+from tests.support import make_settings
+
+TIMEOUT_SECONDS = 1.0
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to the database; `cut()` drops it, `blackhole()` hangs it."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.forwarding = True
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.forwarding = True
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Refuse new connections and reset the open ones, as a crashed server does."""
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+    async def blackhole(self) -> None:
+        """Accept connections but never answer, as a hung server or a dead route does."""
+        self.forwarding = False
+        for writer in list(self.writers):
+            writer.transport.abort()
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.writers.add(client_w)
+        if not self.forwarding:
+            return  # keep the socket open and silent
+        server_r, server_w = await asyncio.open_connection(*self.target)
+        self.writers.add(server_w)
+        await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+        self.writers.discard(writer)
+
+
+@contextlib.asynccontextmanager
+async def service_behind(proxy: TcpProxy, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    url = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
+    app = create_app(
+        make_settings(
+            database_url=url.render_as_string(hide_password=False),
+            db_timeout_seconds=TIMEOUT_SECONDS,
+        )
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def timed_get(client: httpx.AsyncClient, path: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await client.get(path)
+    return response, time.monotonic() - started
+
+
+async def test_outage_gives_503_within_the_timeout_and_recovers(database_url: str) -> None:
+    target = make_url(database_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    async with service_behind(proxy, database_url) as client:
+        assert (await client.get("/api/v1/items")).status_code == 200
+
+        await proxy.cut()
+        response, elapsed = await timed_get(client, "/api/v1/items")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert elapsed < TIMEOUT_SECONDS * 3
+        assert (await client.get("/health/ready")).status_code == 503
+
+        await proxy.start()  # same port: the database is back
+        assert (await client.get("/api/v1/items")).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 200
+
+        await proxy.blackhole()
+        response, elapsed = await timed_get(client, "/api/v1/items")
+        assert response.status_code == 503
+        assert elapsed < TIMEOUT_SECONDS * 4
+    await proxy.cut()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from {{ cookiecutter.project_slug }}.health import add_readiness_check
+
+
+async def test_live_answers_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+async def test_ready_reports_every_check(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/ready")
+    assert response.status_code == 200
+{%- if cookiecutter.database != "none" %}
+    assert response.json()["checks"] == {"database": "ok"}
+{%- else %}
+    assert response.json()["checks"] == {}
+{%- endif %}
+
+
+async def test_ready_is_503_problem_when_a_dependency_fails(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def broken() -> None:
+        raise ConnectionError("no route to the cache")
+
+    add_readiness_check(app, "cache", broken)
+    response = await client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "cache" in response.json()["detail"]
+    assert "no route" not in response.text  # the cause is logged, not shown
+
+
+async def test_health_stays_out_of_the_schema(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert not [path for path in paths if path.startswith("/health")]
+
+
+async def test_info_names_the_running_service(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/info")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "{{ cookiecutter.project_slug | replace('_', '-') }}"
+    assert body["environment"] == "test"
+    assert body["version"]

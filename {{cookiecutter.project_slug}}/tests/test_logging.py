@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from {{ cookiecutter.project_slug }}.logging import configure_logging
+from tests.support import make_settings
+
+
+def test_production_logs_are_json_lines_with_context(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(make_settings(log_format="json"))
+    with structlog.contextvars.bound_contextvars(request_id="abc123"):
+        structlog.stdlib.get_logger("test").info("order_placed", order=7)
+        logging.getLogger("uvicorn.error").info("from the standard library")
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ours = next(line for line in lines if line["event"] == "order_placed")
+    assert ours["request_id"] == "abc123"
+    assert ours["order"] == 7
+    assert ours["level"] == "info"
+    assert "timestamp" in ours
+    foreign = next(line for line in lines if line["event"] == "from the standard library")
+    assert foreign["logger"] == "uvicorn.error"
+    assert foreign["request_id"] == "abc123"
+
+
+def test_secrets_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(make_settings(log_format="json"))
+    structlog.stdlib.get_logger("test").info(
+        "login", password="hunter2", Authorization="Bearer abc", user="ann"
+    )
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert line["password"] == line["Authorization"] == "[REDACTED]"
+    assert line["user"] == "ann"
+
+
+def test_development_logs_are_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(make_settings(log_format="console"))
+    structlog.stdlib.get_logger("test").warning("disk_low", free_mb=12)
+    out = capsys.readouterr().out
+    assert "disk_low" in out
+    assert "free_mb" in out
+    assert not out.lstrip().startswith("{")
