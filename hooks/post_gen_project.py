@@ -44,6 +44,18 @@ FEATURES: tuple[Feature, ...] = (
         when={"database": ("postgresql",)},
         paths=("tests/test_database_outage.py",),
     ),
+    Feature(
+        when={"docker": (True,)},
+        paths=(".dockerignore", "Dockerfile", "compose.yaml"),
+    ),
+    Feature(
+        when={"ci": ("github",)},
+        paths=(".github",),
+    ),
+    Feature(
+        when={"ci": ("gitlab",)},
+        paths=(".gitlab-ci.yml",),
+    ),
 )
 
 SECRET_SETTINGS = ("SECRET_KEY",)

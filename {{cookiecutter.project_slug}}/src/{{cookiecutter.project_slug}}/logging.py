@@ -35,6 +35,8 @@ REDACTED_KEYS = frozenset(
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    # uvicorn passes an ANSI-coloured copy of its message as an extra; it is noise in logs.
+    event_dict.pop("color_message", None)
     for key in event_dict:
         if key.lower() in REDACTED_KEYS:
             event_dict[key] = "[REDACTED]"
