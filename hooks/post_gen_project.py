@@ -56,6 +56,36 @@ FEATURES: tuple[Feature, ...] = (
         when={"ci": ("gitlab",)},
         paths=(".gitlab-ci.yml",),
     ),
+    Feature(
+        when={"metrics": (True,)},
+        paths=("src/{slug}/metrics.py", "tests/test_metrics.py"),
+    ),
+    Feature(
+        when={"tracing": (True,)},
+        paths=("src/{slug}/tracing.py", "tests/test_tracing.py"),
+    ),
+    Feature(
+        when={"sentry": (True,)},
+        paths=("src/{slug}/sentry.py", "tests/test_sentry.py"),
+    ),
+    # `kubernetes` is in every condition below: with it off, the whole folder goes.
+    Feature(
+        when={"kubernetes": (True,)},
+        paths=("deploy",),
+    ),
+    Feature(
+        when={"kubernetes": (True,), "database": ("postgresql",)},
+        paths=("deploy/k8s/migrate-job.yaml",),
+    ),
+    # Several replicas need a shared database: no autoscaler or disruption budget on SQLite.
+    Feature(
+        when={"kubernetes": (True,), "database": ("postgresql", "none")},
+        paths=("deploy/k8s/hpa.yaml", "deploy/k8s/pdb.yaml"),
+    ),
+    Feature(
+        when={"kubernetes": (True,), "database": ("sqlite",)},
+        paths=("deploy/k8s/pvc.yaml",),
+    ),
 )
 
 SECRET_SETTINGS = ("SECRET_KEY",)

@@ -67,6 +67,12 @@ def validate(context: dict[str, Any]) -> list[str]:
             f"Choose another name, e.g. '{slug}_service'."
         )
 
+    if context.get("kubernetes") and not context.get("docker"):
+        errors.append(
+            "kubernetes: the manifests deploy the image that the Dockerfile builds. "
+            "Choose docker=true, or kubernetes=false."
+        )
+
     email = str(context.get("author_email", ""))
     if not EMAIL_PATTERN.match(email):
         errors.append(

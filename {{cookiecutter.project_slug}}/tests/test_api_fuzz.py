@@ -51,9 +51,9 @@ def api_schema() -> schemathesis.BaseSchema:
 {%- endif %}
 
 
-{%- if cookiecutter.database != "none" %}
+{% if cookiecutter.database != "none" -%}
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-{%- else %}
+{%- else -%}
 # GET /api/v1/info takes no input, so there is no invalid request to generate yet.
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE])
 {%- endif %}

@@ -18,6 +18,7 @@ async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:
     assert body["status"] == 404
     assert body["instance"] == "/api/v1/nothing-here"
     assert body["request_id"] == response.headers["x-request-id"]
+    assert type(body["status"]) is int
 
 
 async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+{%- if cookiecutter.metrics %}
+import os
+{%- endif %}
 import signal
 import sys
+{%- if cookiecutter.metrics %}
+import tempfile
+{%- endif %}
 from types import FrameType
 
 import uvicorn
@@ -24,6 +30,12 @@ def serve() -> int:
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; this handler
     # turns that into exit code 0, which orchestrators read as a clean stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+{%- if cookiecutter.metrics %}
+    if settings.web_concurrency > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Workers are separate processes: they share metrics through files in a fresh
+        # directory (set before they start, so each one imports prometheus-client with it).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+{%- endif %}
     uvicorn.run(
         "{{ cookiecutter.project_slug }}.main:app",
         host=settings.host,

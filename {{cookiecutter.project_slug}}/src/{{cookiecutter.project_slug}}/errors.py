@@ -71,6 +71,7 @@ def problem_response(
     errors: list[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
+    status = int(status)  # an HTTPStatus member would leak its name into logs and metrics
     problem = Problem(
         title=HTTPStatus(status).phrase,
         status=status,

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
 from {{ cookiecutter.project_slug }}.errors import ServiceUnavailableError
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -62,7 +63,7 @@ async def ready(request: Request) -> HealthStatus:
     return HealthStatus(checks=dict.fromkeys(checks, "ok"))
 
 
-@router.get("/api/v1/info")
+@router.get(f"{API_PREFIX}/info")
 async def info(request: Request) -> ServiceInfo:
     """Name, version and environment of the running service."""
     return ServiceInfo(

@@ -15,6 +15,9 @@ import structlog
 from structlog.types import EventDict, Processor
 
 from {{ cookiecutter.project_slug }}.settings import Settings
+{%- if cookiecutter.tracing %}
+from {{ cookiecutter.project_slug }}.tracing import add_trace_context
+{%- endif %}
 
 HANDLER_NAME = "structlog"
 
@@ -35,8 +38,10 @@ REDACTED_KEYS = frozenset(
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-    # uvicorn passes an ANSI-coloured copy of its message as an extra; it is noise in logs.
+    # Copies of the message that some libraries attach to records are noise in logs.
     event_dict.pop("color_message", None)
+    if event_dict.get("message") == event_dict.get("event"):
+        del event_dict["message"]
     for key in event_dict:
         if key.lower() in REDACTED_KEYS:
             event_dict[key] = "[REDACTED]"
@@ -51,6 +56,9 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+{%- if cookiecutter.tracing %}
+        add_trace_context,
+{%- endif %}
         redact_secrets,
     ]
     renderer: Processor

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from importlib.metadata import version
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 {% if cookiecutter.database != "none" %}
 from {{ cookiecutter.project_slug }}.db import database_lifespan, install_database_error_handlers
@@ -20,8 +20,17 @@ from {{ cookiecutter.project_slug }}.health import router as health_router
 from {{ cookiecutter.project_slug }}.items.router import router as items_router
 {%- endif %}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
+{%- if cookiecutter.metrics %}
+from {{ cookiecutter.project_slug }}.metrics import METRICS_PATH, install_metrics
+{%- endif %}
 from {{ cookiecutter.project_slug }}.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+{%- if cookiecutter.sentry %}
+from {{ cookiecutter.project_slug }}.sentry import init_sentry
+{%- endif %}
 from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
+{%- if cookiecutter.tracing %}
+from {{ cookiecutter.project_slug }}.tracing import install_tracing, tracing_lifespan
+{%- endif %}
 
 # A feature's setup and teardown: opened at startup, closed at shutdown, in reverse order.
 FeatureLifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
@@ -30,12 +39,18 @@ FEATURES: list[FeatureLifespan] = [
 {%- if cookiecutter.database != "none" %}
     database_lifespan,
 {%- endif %}
+{%- if cookiecutter.tracing %}
+    tracing_lifespan,
+{%- endif %}
 ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
+{%- if cookiecutter.sentry %}
+    init_sentry(settings)
+{%- endif %}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,15 +81,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(RequestContextMiddleware, quiet_paths=(LIVE_PATH, READY_PATH))
-    app.add_middleware(SecurityHeadersMiddleware)
-
-    api = APIRouter(prefix="/api/v1")
-{%- if cookiecutter.database != "none" %}
-    api.include_router(items_router)
+{%- if cookiecutter.metrics %}
+    install_metrics(app)
 {%- endif %}
+    quiet_paths = (LIVE_PATH, READY_PATH{% if cookiecutter.metrics %}, METRICS_PATH{% endif %})
+    app.add_middleware(RequestContextMiddleware, quiet_paths=quiet_paths)
+    app.add_middleware(SecurityHeadersMiddleware)
+{%- if cookiecutter.tracing %}
+    install_tracing(app, settings)  # outermost: the access line carries the trace id
+{%- endif %}
+
     app.include_router(health_router)
-    app.include_router(api)
+{%- if cookiecutter.database != "none" %}
+    app.include_router(items_router)
+{%- endif %}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,6 +11,9 @@ import time
 import uuid
 from collections.abc import Iterable
 
+{% if cookiecutter.sentry -%}
+import sentry_sdk
+{% endif -%}
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,6 +66,9 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_request_id)
             except Exception:
                 logger.exception("unhandled_error", method=scope["method"], path=scope["path"])
+{%- if cookiecutter.sentry %}
+                sentry_sdk.capture_exception()  # no-op while SENTRY_DSN is empty
+{%- endif %}
                 if response_started:
                     raise  # too late for a clean answer; let the server drop the connection
                 response = problem_response(

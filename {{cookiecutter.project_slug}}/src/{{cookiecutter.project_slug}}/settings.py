@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # The value shipped in `.env.example`; a fresh one is written to `.env` at generation.
 EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # noqa: S105
 MIN_SECRET_KEY_LENGTH = 32
+# Every API route lives under this prefix. Routers carry it themselves (rather than getting
+# it from include_router) so that route.path is the full template for metrics and traces.
+API_PREFIX = "/api/v1"
 {%- if cookiecutter.database != "none" %}
 DATABASE_DRIVER = "{{ 'sqlite+aiosqlite' if cookiecutter.database == 'sqlite' else 'postgresql+asyncpg' }}"
 {%- endif %}
@@ -42,6 +45,12 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # Seconds in-flight requests get to finish after SIGTERM; keep below the orchestrator's grace.
     graceful_shutdown_timeout: int = Field(default=20, ge=0)
+{%- if cookiecutter.sentry %}
+
+    # Error reporting; empty disables it.
+    sentry_dsn: SecretStr = SecretStr("")
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 
     # Database.

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, status
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.items import service
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemPage, ItemRead, ItemUpdate
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 
 MAX_PAGE_SIZE = 100
 # Bounded so a huge offset is a 422, not a database integer overflow.
 MAX_OFFSET = 2**31 - 1
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix=f"{API_PREFIX}/items", tags=["items"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
