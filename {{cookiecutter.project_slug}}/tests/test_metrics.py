@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 {%- if cookiecutter.database != "none" %}
 import uuid
 {%- endif %}
@@ -59,6 +60,7 @@ def test_serve_prepares_multiprocess_metrics_for_several_workers(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WEB_CONCURRENCY", "2")
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # keep /tmp clean
     monkeypatch.setattr("uvicorn.run", lambda *_args, **_kwargs: None)
     monkeypatch.setattr("signal.signal", lambda *_args: None)
     get_settings.cache_clear()
@@ -69,4 +71,5 @@ def test_serve_prepares_multiprocess_metrics_for_several_workers(
     finally:
         get_settings.cache_clear()
     assert directory.is_dir()
+    assert directory.parent == tmp_path
     assert not any(directory.iterdir())

@@ -1,0 +1,103 @@
+"""Unit tests of the hooks' pure functions (imported from the unrendered files)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.template import FREE_TEXT_DEFAULTS, PROJECT_TEMPLATE, post_gen, pre_gen
+from tests.variants import DEFAULTS
+
+
+def answers(**changes: Any) -> dict[str, Any]:
+    return {**FREE_TEXT_DEFAULTS, **DEFAULTS, **changes}
+
+
+def test_the_defaults_are_valid() -> None:
+    assert pre_gen.validate(answers()) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"project_name": "  "}, "project_name"),
+        ({"project_slug": "Not A Slug"}, "project_slug"),
+        ({"project_slug": "MyService"}, "project_slug"),
+        ({"project_slug": "1service"}, "project_slug"),
+        ({"project_slug": "my-service"}, "project_slug"),
+        ({"project_slug": "class"}, "project_slug"),
+        ({"project_slug": "os"}, "project_slug"),
+        ({"project_slug": "json"}, "project_slug"),
+        ({"project_slug": "fastapi"}, "project_slug"),
+        ({"project_slug": "test"}, "project_slug"),
+        ({"project_slug": "sqlalchemy"}, "project_slug"),
+        ({"author_email": "nope"}, "author_email"),
+        ({"author_email": "a@b"}, "author_email"),
+        ({"kubernetes": True, "docker": False}, "kubernetes"),
+    ],
+)
+def test_each_rule_names_the_field_and_the_fix(changes: dict[str, Any], field: str) -> None:
+    [message] = pre_gen.validate(answers(**changes))
+    assert message.startswith(f"{field}: ")
+    assert message.count(".") >= 2  # what is wrong. how to fix it.
+
+
+def test_valid_slugs_pass() -> None:
+    for slug in ("billing", "billing_api", "api2"):
+        assert pre_gen.validate(answers(project_slug=slug)) == []
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql", "none"])
+def test_database_paths_are_pruned_by_the_choice(database: str) -> None:
+    removed = set(post_gen.paths_to_remove(answers(database=database)))
+    db_paths = {"alembic.ini", "migrations", "src/my_service/db.py", "src/my_service/items"}
+    if database == "none":
+        assert db_paths <= removed
+    else:
+        assert not db_paths & removed
+    assert ("tests/test_database_outage.py" in removed) == (database != "postgresql")
+
+
+def test_kubernetes_off_removes_the_whole_folder() -> None:
+    removed = post_gen.paths_to_remove(answers(kubernetes=False))
+    assert "deploy" in removed
+    kept = post_gen.paths_to_remove(answers(kubernetes=True, database="sqlite"))
+    assert "deploy" not in kept
+    assert "deploy/k8s/hpa.yaml" in kept
+    assert "deploy/k8s/pvc.yaml" not in kept
+
+
+def test_every_declared_path_exists_in_the_template() -> None:
+    for feature in post_gen.FEATURES:
+        for path in post_gen.feature_paths(feature, "{{cookiecutter.project_slug}}"):
+            assert (PROJECT_TEMPLATE / path).exists(), path
+
+
+def test_every_feature_names_real_options() -> None:
+    for feature in post_gen.FEATURES:
+        for option, values in feature.when.items():
+            assert option in DEFAULTS, option
+            assert values, option
+
+
+def test_render_env_replaces_only_the_secret() -> None:
+    example = "ENVIRONMENT=development\n# SECRET_KEY=comment\nSECRET_KEY=change-me\nPORT=8000"
+    rendered = post_gen.render_env(example, new_secret=lambda: "s3cr3t")
+    assert (
+        rendered == "ENVIRONMENT=development\n# SECRET_KEY=comment\nSECRET_KEY=s3cr3t\nPORT=8000\n"
+    )
+
+
+def test_render_env_makes_a_new_long_secret_each_time() -> None:
+    example = "SECRET_KEY=change-me"
+    first, second = post_gen.render_env(example), post_gen.render_env(example)
+    assert first != second
+    assert len(first.strip().split("=", 1)[1]) >= 64  # token_urlsafe(48): 48 random bytes
+
+
+@pytest.mark.parametrize(("database", "mentions"), [("none", False), ("sqlite", True)])
+def test_next_steps_follow_the_choices(database: str, mentions: bool) -> None:
+    steps = post_gen.next_steps(answers(database=database))
+    assert ("make migrate" in steps) is mentions
+    assert "make test" in steps

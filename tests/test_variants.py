@@ -1,0 +1,378 @@
+"""The battery every variant must pass, baked and run for real (marked slow).
+
+One variant's tests share an xdist worker (`xdist_group`), so it is baked and installed
+once; --durations shows the bake+install cost on the first test of each variant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import POSTGRES_SERVER_URL, Baked, run, tool_env
+from tests.k8s_validate import validate_manifests
+from tests.project_files import (
+    dockerfile_cmd,
+    github_run_commands,
+    gitlab_script_commands,
+    makefile_recipes,
+    production_command,
+)
+from tests.template import PROJECT_TEMPLATE, post_gen
+from tests.variants import VARIANTS, Variant
+
+TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+TEXT_SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".json", ".md", ".ini", ".cfg", ".txt", ".mako"}
+
+
+def variants(predicate: Callable[[dict[str, Any]], bool] = lambda _context: True) -> list[Any]:
+    return [
+        pytest.param(v, id=v.name, marks=[pytest.mark.slow, pytest.mark.xdist_group(v.name)])
+        for v in VARIANTS
+        if predicate(v.context)
+    ]
+
+
+ALL = variants()
+WITH_DATABASE = variants(lambda c: c["database"] != "none")
+WITH_DOCKER = variants(lambda c: c["docker"])
+WITH_GITHUB = variants(lambda c: c["ci"] == "github")
+WITH_GITLAB = variants(lambda c: c["ci"] == "gitlab")
+WITH_KUBERNETES = variants(lambda c: c["kubernetes"])
+
+
+def database_env(variant: Variant) -> dict[str, str]:
+    if variant.context["database"] == "postgresql":
+        return {"DATABASE_URL": POSTGRES_SERVER_URL}
+    return {}
+
+
+@contextmanager
+def fresh_database(variant: Variant, directory: Path) -> Iterator[str]:
+    """An empty database of the variant's kind; PostgreSQL ones are dropped afterwards."""
+    if variant.context["database"] == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / f'{uuid.uuid4().hex}.db'}"
+        return
+    name = f"harness_{uuid.uuid4().hex[:12]}"
+    server = ["-h", "127.0.0.1", "-U", "postgres"]
+    run(["createdb", *server, name], cwd=directory)
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        run(["dropdb", *server, "--force", name], cwd=directory)
+
+
+# --- what was generated --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_no_template_syntax_is_left(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    project = bake(variant)
+    leftovers = [
+        name
+        for name in project.files_as_generated
+        if Path(name).suffix in TEXT_SUFFIXES | {""}
+        and TEMPLATE_SYNTAX.search((project.path / name).read_text(encoding="utf-8"))
+    ]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_file_set_matches_the_feature_map(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    project = bake(variant)
+    slug = variant.context["project_slug"]
+    template_files = {
+        path.relative_to(PROJECT_TEMPLATE).as_posix().replace("{{cookiecutter.project_slug}}", slug)
+        for path in PROJECT_TEMPLATE.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    removed = post_gen.paths_to_remove(variant.context)
+    expected = {
+        name
+        for name in template_files
+        if not any(name == path or name.startswith(f"{path}/") for path in removed)
+    }
+    assert set(project.files_as_generated) - {".env"} == expected
+    for feature in post_gen.FEATURES:
+        if feature.is_chosen(variant.context):
+            for path in post_gen.feature_paths(feature, slug):
+                assert (project.path / path).exists(), path
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_structured_files_parse(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    project = bake(variant)
+    for name in project.files_as_generated:
+        text = (project.path / name).read_text(encoding="utf-8")
+        if name.endswith((".yaml", ".yml")):
+            list(yaml.safe_load_all(text))
+        elif name.endswith(".toml"):
+            tomllib.loads(text)
+        elif name.endswith(".json"):
+            json.loads(text)
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_env_file_holds_a_fresh_secret(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    project = bake(variant)
+    env = dict(
+        line.split("=", 1)
+        for line in (project.path / ".env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert len(env["SECRET_KEY"]) >= 43  # >= 32 random bytes, base64url
+    assert env["SECRET_KEY"] not in (project.path / ".env.example").read_text()
+    assert ".env" in (project.path / ".gitignore").read_text().splitlines()
+
+
+# --- the project's own tools ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_lint_and_types(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    """`make lint`, line by line: the same commands CI runs."""
+    project = bake(variant)
+    for line in makefile_recipes(project.path / "Makefile")["lint"]:
+        run(line.split(), cwd=project.path)
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_own_test_suite_passes(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    """`make test`: the project's tests with its coverage threshold."""
+    project = bake(variant)
+    [line] = makefile_recipes(project.path / "Makefile")["test"]
+    run(line.split(), cwd=project.path, timeout=900, **database_env(variant))
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_pre_commit_passes_in_a_new_repository(
+    bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path
+) -> None:
+    project = bake(variant)
+    copy = tmp_path / project.path.name
+    for name in project.files_as_generated:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes((project.path / name).read_bytes())
+    run(["git", "init", "-q"], cwd=copy)
+    run(["git", "add", "-A"], cwd=copy)
+    run(["pre-commit", "run", "--all-files"], cwd=copy, PRE_COMMIT_HOME=str(tmp_path / "pc"))
+
+
+@pytest.mark.parametrize("variant", WITH_DATABASE)
+def test_migrations_round_trip(
+    bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path
+) -> None:
+    project = bake(variant)
+    alembic = str(project.path / ".venv" / "bin" / "alembic")
+    with fresh_database(variant, tmp_path) as url:
+        for step in (["upgrade", "head"], ["check"], ["downgrade", "base"], ["upgrade", "head"]):
+            run([alembic, *step], cwd=project.path, DATABASE_URL=url)
+
+
+# --- a real server process -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_live(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail(f"the server did not answer within 30 s:\n{log.read_text()[-4000:]}")
+
+
+def post_slowly(port: int, path: str, body: bytes) -> socket.socket:
+    """Start a request whose body is not finished yet: it is in flight until `finish`."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=15)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    connection.sendall(head + body[:4])
+    return connection
+
+
+def finish(connection: socket.socket, rest: bytes) -> str:
+    connection.sendall(rest)
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    connection.close()
+    return b"".join(chunks).decode("latin-1")
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_production_process_serves_and_stops_cleanly(
+    bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path
+) -> None:
+    project = bake(variant)
+    context = variant.context
+    command = production_command(project.path)
+    executable = project.path / ".venv" / "bin" / command[0]
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+
+    with fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url:
+        env = {
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+        }
+        if url:
+            env["DATABASE_URL"] = url
+            run(
+                [str(project.path / ".venv/bin/alembic"), "upgrade", "head"],
+                cwd=project.path,
+                **env,
+            )
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(executable), *command[1:]],
+                cwd=project.path,
+                env=tool_env(**env),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until_live(base_url, process, log)
+                in_flight = exercise(base_url, port, context)
+                process.send_signal(signal.SIGTERM)
+                if in_flight is not None:
+                    connection, rest = in_flight
+                    time.sleep(0.5)  # the server is draining now
+                    response = finish(connection, rest)
+                    assert response.startswith("HTTP/1.1 201"), response[:300]
+                assert process.wait(timeout=10) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # production logs are JSON, every line
+    access = [r for r in records if r.get("event") == "request"]
+    assert access, "no access line"
+    assert all(r["request_id"] for r in access)
+    assert {"method", "path", "status", "duration_ms"} <= set(access[0])
+
+
+@contextmanager
+def _none() -> Iterator[None]:
+    yield None
+
+
+def exercise(
+    base_url: str, port: int, context: dict[str, Any]
+) -> tuple[socket.socket, bytes] | None:
+    """Talk to the running server; return a request left in flight (with a database)."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        assert client.get("/health/live").status_code == 200
+        assert client.get("/health/ready").status_code == 200
+        info = client.get("/api/v1/info")
+        assert info.status_code == 200
+        missing = client.get("/api/v1/this-does-not-exist")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        if context["metrics"]:
+            metrics = client.get("/metrics").text
+            assert 'http_requests_total{method="GET",route="/api/v1/info",status="200"}' in metrics
+        if context["database"] == "none":
+            return None
+        created = client.post("/api/v1/items", json={"name": "harness item", "description": "x"})
+        assert created.status_code == 201, created.text
+        fetched = client.get(f"/api/v1/items/{created.json()['id']}")
+        assert fetched.status_code == 200
+        assert fetched.json()["name"] == "harness item"
+    body = json.dumps({"name": "sent during shutdown"}).encode()
+    return post_slowly(port, "/api/v1/items", body), body[4:]
+
+
+# --- Docker, CI and Kubernetes files, checked statically -----------------------------
+
+
+@pytest.mark.parametrize("variant", WITH_DOCKER)
+def test_docker_files(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    project = bake(variant)
+    dockerfile = project.path / "Dockerfile"
+    run(["hadolint", str(dockerfile)], cwd=project.path)
+    run(
+        ["check-jsonschema", "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
+        cwd=project.path,
+    )
+    text = dockerfile.read_text()
+    users = re.findall(r"^USER (\S+)", text, flags=re.MULTILINE)
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert "HEALTHCHECK" in text
+    assert dockerfile_cmd(dockerfile) == production_command(project.path)
+    ignored = (project.path / ".dockerignore").read_text().splitlines()
+    assert ".env" in ignored
+
+
+@pytest.mark.parametrize("variant", WITH_GITHUB)
+def test_github_actions(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    project = bake(variant)
+    workflows = sorted((project.path / ".github" / "workflows").glob("*.yml"))
+    run(
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, workflows)],
+        cwd=project.path,
+    )
+    run(
+        ["check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml"],
+        cwd=project.path,
+    )
+    targets = makefile_recipes(project.path / "Makefile")
+    for command in github_run_commands(workflows[0]):
+        assert command.split()[0] == "make", command
+        assert command.split()[1] in targets, command
+
+
+@pytest.mark.parametrize("variant", WITH_GITLAB)
+def test_gitlab_ci(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    project = bake(variant)
+    run(
+        ["check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", ".gitlab-ci.yml"],
+        cwd=project.path,
+    )
+    recipe_lines = {
+        line for lines in makefile_recipes(project.path / "Makefile").values() for line in lines
+    }
+    commands = gitlab_script_commands(project.path / ".gitlab-ci.yml", image_jobs=("docker-image",))
+    assert commands
+    assert set(commands) <= recipe_lines
+
+
+@pytest.mark.parametrize("variant", WITH_KUBERNETES)
+def test_kubernetes_manifests(bake: Callable[[Variant], Baked], variant: Variant) -> None:
+    project = bake(variant)
+    assert validate_manifests(project.path / "deploy" / "k8s") == []
