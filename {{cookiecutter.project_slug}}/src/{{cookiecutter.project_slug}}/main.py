@@ -35,6 +35,7 @@ from {{ cookiecutter.project_slug }}.tracing import install_tracing, tracing_lif
 # A feature's setup and teardown: opened at startup, closed at shutdown, in reverse order.
 FeatureLifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
 
+{%- if cookiecutter.database != "none" or cookiecutter.tracing %}
 FEATURES: list[FeatureLifespan] = [
 {%- if cookiecutter.database != "none" %}
     database_lifespan,
@@ -43,6 +44,9 @@ FEATURES: list[FeatureLifespan] = [
     tracing_lifespan,
 {%- endif %}
 ]
+{%- else %}
+FEATURES: list[FeatureLifespan] = []  # none of the chosen features needs setup or teardown
+{%- endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
