@@ -11,6 +11,7 @@ import json
 import secrets
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,14 +113,17 @@ def remove_paths(root: Path, paths: list[str]) -> None:
             path.unlink()
 
 
-def render_env(example: str, new_secret: Any = None) -> str:
+def fresh_secret() -> str:
+    return secrets.token_urlsafe(48)  # 48 random bytes
+
+
+def render_env(example: str, new_secret: Callable[[], str] = fresh_secret) -> str:
     """Copy `.env.example`, giving every secret setting a fresh random value."""
-    make_secret = new_secret or (lambda: secrets.token_urlsafe(48))
     lines = []
     for line in example.splitlines():
         key = line.split("=", 1)[0].strip()
         if key in SECRET_SETTINGS:
-            line = f"{key}={make_secret()}"
+            line = f"{key}={new_secret()}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
