@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -20,6 +21,7 @@ def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1")
     monkeypatch.setenv("GRACEFUL_SHUTDOWN_TIMEOUT", "7")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # anything serve creates stays here
     calls: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))
     get_settings.cache_clear()
