@@ -1,9 +1,11 @@
-"""Baking from a git URL, as `cookiecutter gh:OWNER/REPO` does for users."""
+"""Baking from a git URL, as `cookiecutter gh:OWNER/REPO` does for users, and keeping a
+project up to date with the template through cruft."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
@@ -21,8 +23,8 @@ def git(*args: str, cwd: Path) -> str:
     ).stdout
 
 
-def test_bakes_from_a_git_url_of_a_committed_copy(tmp_path: Path) -> None:
-    repository = tmp_path / "template"
+def commit_template_copy(repository: Path) -> Path:
+    """A git repository holding the template as it is now (tracked and new files)."""
     listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=TEMPLATE_DIR)
     for name in filter(None, listed.split("\0")):
         source = TEMPLATE_DIR / name
@@ -32,6 +34,11 @@ def test_bakes_from_a_git_url_of_a_committed_copy(tmp_path: Path) -> None:
     git("init", "-q", cwd=repository)
     git("add", "-A", cwd=repository)
     git("commit", "-q", "-m", "template", cwd=repository)
+    return repository
+
+
+def test_bakes_from_a_git_url_of_a_committed_copy(tmp_path: Path) -> None:
+    repository = commit_template_copy(tmp_path / "template")
     config = tmp_path / "cookiecutterrc.yaml"
     config.write_text(
         f"cookiecutters_dir: {tmp_path / 'clones'}\nreplay_dir: {tmp_path / 'replay'}\n"
@@ -50,3 +57,45 @@ def test_bakes_from_a_git_url_of_a_committed_copy(tmp_path: Path) -> None:
     assert (project / "src" / "my_service" / "main.py").is_file()
     assert (project / ".env").is_file()
     assert not (project / "deploy").exists()  # pruned: kubernetes is off by default
+
+
+def cruft(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "cruft"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_cruft_create_then_update_without_touching_secrets(tmp_path: Path) -> None:
+    repository = commit_template_copy(tmp_path / "template")
+    created = cruft(
+        "create",
+        "--no-input",
+        "--output-dir",
+        str(tmp_path / "out"),
+        f"file://{repository}",
+        cwd=tmp_path,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = tmp_path / "out" / "my_service"
+    secrets_before = (project / ".env").read_text()
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "generated", cwd=project)
+
+    # Right after creation the project is exactly what the template renders: no random
+    # value in a tracked file (the secret lives in the git-ignored, cruft-skipped .env).
+    diff = cruft("diff", "--exit-code", cwd=project)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+
+    readme = repository / "{{cookiecutter.project_slug}}" / "README.md"
+    readme.write_text(readme.read_text() + "\nA line added by a template update.\n")
+    git("commit", "-q", "-am", "template change", cwd=repository)
+    updated = cruft("update", "--skip-apply-ask", "--allow-untracked-files", cwd=project)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "A line added by a template update." in (project / "README.md").read_text()
+    assert (project / ".env").read_text() == secrets_before
