@@ -99,3 +99,28 @@ def test_cruft_create_then_update_without_touching_secrets(tmp_path: Path) -> No
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "A line added by a template update." in (project / "README.md").read_text()
     assert (project / ".env").read_text() == secrets_before
+
+
+def test_a_replay_reproduces_the_answers(tmp_path: Path) -> None:
+    config = tmp_path / "cookiecutterrc.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    first = cookiecutter(
+        str(TEMPLATE_DIR),
+        no_input=True,
+        extra_context={"project_name": "Ledger", "database": "postgresql", "ci": "gitlab"},
+        output_dir=str(tmp_path / "first"),
+        config_file=str(config),
+    )
+    replayed = Path(
+        cookiecutter(
+            str(TEMPLATE_DIR),
+            replay=True,
+            output_dir=str(tmp_path / "second"),
+            config_file=str(config),
+        )
+    )
+    assert replayed.name == Path(first).name == "ledger"
+    assert (replayed / "tests" / "test_database_outage.py").is_file()  # postgresql kept
+    assert (replayed / ".gitlab-ci.yml").is_file()
+    assert not (replayed / ".github").exists()
+    assert (replayed / ".env").read_text() != (Path(first) / ".env").read_text()  # new secret
