@@ -46,6 +46,27 @@ FEATURES: tuple[Feature, ...] = (
         paths=("tests/test_database_outage.py",),
     ),
     Feature(
+        when={"auth": ("jwt", "oidc")},
+        paths=("src/{slug}/auth", "tests/auth_support.py"),
+    ),
+    Feature(
+        when={"auth": ("jwt",)},
+        paths=(
+            "src/{slug}/auth/models.py",
+            "src/{slug}/auth/passwords.py",
+            "src/{slug}/auth/rate_limit.py",
+            "src/{slug}/auth/service.py",
+            "src/{slug}/auth/tokens.py",
+            "src/{slug}/users",
+            "tests/test_auth_jwt.py",
+            "tests/test_users.py",
+        ),
+    ),
+    Feature(
+        when={"auth": ("oidc",)},
+        paths=("src/{slug}/auth/oidc.py", "tests/test_auth_oidc.py"),
+    ),
+    Feature(
         when={"docker": (True,)},
         paths=(".dockerignore", "Dockerfile", "compose.yaml"),
     ),
@@ -138,6 +159,10 @@ def next_steps(context: dict[str, Any]) -> str:
         steps.append("# point DATABASE_URL in .env at a PostgreSQL server first")
     if context["database"] != "none":
         steps.append("make migrate            # create the database schema")
+    if context["auth"] == "jwt":
+        steps.append(f"uv run {slug} create-superuser --email you@example.com")
+    if context["auth"] == "oidc":
+        steps.append("# set OIDC_ISSUER and OIDC_AUDIENCE in .env (your identity provider)")
     steps += [
         "make test               # lint-free, typed, tested from the first commit",
         "make dev                # http://127.0.0.1:8000/docs",

@@ -28,9 +28,12 @@ RESERVED_NAMES = frozenset(
         "aiosqlite",
         "fastapi",
         "httpx",
+        "email_validator",
         "jwt",
+        "multipart",
         "migrations",
         "mypy",
+        "python_multipart",
         "pwdlib",
         "pydantic",
         "pydantic_settings",
@@ -71,6 +74,12 @@ def validate(context: dict[str, Any]) -> list[str]:
         errors.append(
             "kubernetes: the manifests deploy the image that the Dockerfile builds. "
             "Choose docker=true, or kubernetes=false."
+        )
+
+    if context.get("auth") == "jwt" and context.get("database") == "none":
+        errors.append(
+            "auth: built-in users need a database. "
+            "Choose database=sqlite or postgresql, or auth=oidc."
         )
 
     email = str(context.get("author_email", ""))

@@ -43,6 +43,7 @@ def generate(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
         (["project_name=", "project_slug=billing"], "project_name"),
         (["author_email=nope"], "author_email"),
         (["kubernetes=true", "docker=false"], "kubernetes"),
+        (["auth=jwt", "database=none"], "auth"),
     ],
 )
 def test_the_hook_stops_with_an_error_line_and_leaves_nothing(
@@ -52,6 +53,16 @@ def test_the_hook_stops_with_an_error_line_and_leaves_nothing(
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
     assert any(line.startswith(f"ERROR: {field}: ") for line in errors), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_built_in_users_without_a_database_get_the_documented_message(tmp_path: Path) -> None:
+    result = generate(tmp_path, "auth=jwt", "database=none")
+    assert result.returncode != 0
+    assert (
+        "ERROR: auth: built-in users need a database. "
+        "Choose database=sqlite or postgresql, or auth=oidc."
+    ) in result.stderr.splitlines()
     assert list(tmp_path.iterdir()) == []
 
 

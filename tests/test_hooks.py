@@ -35,6 +35,7 @@ def test_the_defaults_are_valid() -> None:
         ({"author_email": "nope"}, "author_email"),
         ({"author_email": "a@b"}, "author_email"),
         ({"kubernetes": True, "docker": False}, "kubernetes"),
+        ({"auth": "jwt", "database": "none"}, "auth"),
     ],
 )
 def test_each_rule_names_the_field_and_the_fix(changes: dict[str, Any], field: str) -> None:

@@ -6,6 +6,7 @@ once; --durations shows the bake+install cost on the first test of each variant.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -24,8 +25,10 @@ import httpx
 import pytest
 import yaml
 
+from tests import oidc_provider
 from tests.conftest import POSTGRES_SERVER_URL, Baked, run, tool_env
 from tests.k8s_validate import validate_manifests
+from tests.oidc_provider import running_provider
 from tests.project_files import (
     dockerfile_cmd,
     github_run_commands,
@@ -209,12 +212,13 @@ def wait_until_live(base_url: str, process: subprocess.Popen[bytes], log: Path) 
     pytest.fail(f"the server did not answer within 30 s:\n{log.read_text()[-4000:]}")
 
 
-def post_slowly(port: int, path: str, body: bytes) -> socket.socket:
+def post_slowly(port: int, path: str, body: bytes, headers: dict[str, str]) -> socket.socket:
     """Start a request whose body is not finished yet: it is in flight until `finish`."""
     connection = socket.create_connection(("127.0.0.1", port), timeout=15)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     connection.sendall(head + body[:4])
     return connection
@@ -241,13 +245,18 @@ def test_production_process_serves_and_stops_cleanly(
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
 
-    with fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url:
+    with (
+        fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
+        running_provider() if context["auth"] == "oidc" else _none() as provider,
+    ):
         env = {
             "ENVIRONMENT": "production",
             "SECRET_KEY": secrets.token_urlsafe(48),
             "HOST": "127.0.0.1",
             "PORT": str(port),
         }
+        if provider:
+            env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
         if url:
             env["DATABASE_URL"] = url
             run(
@@ -265,7 +274,7 @@ def test_production_process_serves_and_stops_cleanly(
             )
             try:
                 wait_until_live(base_url, process, log)
-                in_flight = exercise(base_url, port, context)
+                in_flight = exercise(base_url, port, context, provider)
                 process.send_signal(signal.SIGTERM)
                 if in_flight is not None:
                     connection, rest = in_flight
@@ -291,8 +300,59 @@ def _none() -> Iterator[None]:
     yield None
 
 
+def b64url(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def sign_in_with_a_password(client: httpx.Client) -> dict[str, str]:
+    """The built-in users' whole story, as a client sees it; returns a valid bearer header."""
+    account = {"email": "harness@example.com", "password": "a long enough passphrase"}
+    assert client.post("/api/v1/auth/register", json=account).status_code == 201
+    form = {"username": account["email"], "password": account["password"]}
+    wrong = client.post("/api/v1/auth/token", data={**form, "password": "not the password"})
+    assert wrong.status_code == 401
+    first = client.post("/api/v1/auth/token", data=form)
+    assert first.status_code == 200, first.text
+    assert client.get("/api/v1/users/me").status_code == 401
+    headers = {"Authorization": f"Bearer {first.json()['access_token']}"}
+    me = client.get("/api/v1/users/me", headers=headers)
+    assert me.status_code == 200
+    assert me.json()["email"] == account["email"]
+
+    spent = {"refresh_token": first.json()["refresh_token"]}
+    assert client.post("/api/v1/auth/refresh", json=spent).status_code == 200
+    assert client.post("/api/v1/auth/refresh", json=spent).status_code == 401
+
+    now = int(time.time())
+    unsigned = {"sub": me.json()["id"], "exp": now + 60, "iat": now, "type": "access"}
+    alg_none = f"{b64url({'alg': 'none', 'typ': 'JWT'})}.{b64url(unsigned)}."
+    assert client.get("/api/v1/users/me", headers=bearer(alg_none)).status_code == 401
+
+    again = client.post("/api/v1/auth/token", data=form)
+    return bearer(again.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sign_in(
+    client: httpx.Client, context: dict[str, Any], provider: oidc_provider.Provider | None
+) -> dict[str, str]:
+    if context["auth"] == "jwt":
+        return sign_in_with_a_password(client)
+    if provider is not None:
+        headers = bearer(provider.token("harness-user"))
+        assert client.get("/api/v1/me").status_code == 401
+        me = client.get("/api/v1/me", headers=headers)
+        assert me.status_code == 200, me.text
+        assert me.json()["subject"] == "harness-user"
+        return headers
+    return {}
+
+
 def exercise(
-    base_url: str, port: int, context: dict[str, Any]
+    base_url: str, port: int, context: dict[str, Any], provider: oidc_provider.Provider | None
 ) -> tuple[socket.socket, bytes] | None:
     """Talk to the running server; return a request left in flight (with a database)."""
     with httpx.Client(base_url=base_url, timeout=10) as client:
@@ -306,15 +366,17 @@ def exercise(
         if context["metrics"]:
             metrics = client.get("/metrics").text
             assert 'http_requests_total{method="GET",route="/api/v1/info",status="200"}' in metrics
+        headers = sign_in(client, context, provider)
         if context["database"] == "none":
             return None
-        created = client.post("/api/v1/items", json={"name": "harness item", "description": "x"})
+        item = {"name": "harness item", "description": "x"}
+        created = client.post("/api/v1/items", json=item, headers=headers)
         assert created.status_code == 201, created.text
-        fetched = client.get(f"/api/v1/items/{created.json()['id']}")
+        fetched = client.get(f"/api/v1/items/{created.json()['id']}", headers=headers)
         assert fetched.status_code == 200
         assert fetched.json()["name"] == "harness item"
     body = json.dumps({"name": "sent during shutdown"}).encode()
-    return post_slowly(port, "/api/v1/items", body), body[4:]
+    return post_slowly(port, "/api/v1/items", body, headers), body[4:]
 
 
 # --- Docker, CI and Kubernetes files, checked statically -----------------------------

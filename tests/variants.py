@@ -31,6 +31,7 @@ OPTIONS = option_values(COOKIECUTTER_JSON)
 DEFAULTS = {key: values[0] for key, values in OPTIONS.items()}
 EVERYTHING_ON: dict[str, Any] = {
     "database": "postgresql",
+    "auth": "jwt",
     "docker": True,
     "ci": "github",
     "metrics": True,

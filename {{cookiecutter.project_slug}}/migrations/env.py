@@ -8,9 +8,15 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+{% if cookiecutter.auth == "jwt" -%}
+from {{ cookiecutter.project_slug }}.auth import models as _auth_models  # noqa: F401 - registers tables
+{% endif -%}
 from {{ cookiecutter.project_slug }}.db import Base, build_engine
-from {{ cookiecutter.project_slug }}.items import models as _items_models  # noqa: F401 - registers tables
+from {{ cookiecutter.project_slug }}.items import models as _items_models  # noqa: F401
 from {{ cookiecutter.project_slug }}.settings import Settings
+{%- if cookiecutter.auth == "jwt" %}
+from {{ cookiecutter.project_slug }}.users import models as _users_models  # noqa: F401
+{%- endif %}
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

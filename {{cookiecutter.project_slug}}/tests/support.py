@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -24,12 +26,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from alembic import command
 from alembic.config import Config
+from fastapi import FastAPI
 {% else -%}
 from typing import Any
+
+import httpx
+from fastapi import FastAPI
 {% endif %}
+{% if cookiecutter.auth != "none" and cookiecutter.database != "none" -%}
+from {{ cookiecutter.project_slug }}.items.router import caller
+from {{ cookiecutter.project_slug }}.items.service import Caller
+{% endif -%}
 from {{ cookiecutter.project_slug }}.settings import Settings
+{%- if cookiecutter.auth == "oidc" %}
+from tests.auth_support import AUDIENCE, ISSUER_URL
+{%- endif %}
 
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 {%- if cookiecutter.database != "none" %}
@@ -37,10 +51,31 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 {%- endif %}
 
 
+def make_client(app: FastAPI, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """A client that calls `app` in-process."""
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers)
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: `.env` is ignored so a developer's local file cannot leak in."""
     values: dict[str, Any] = {"environment": "test", "secret_key": TEST_SECRET_KEY}
+{%- if cookiecutter.auth == "oidc" %}
+    values |= {"oidc_issuer": ISSUER_URL, "oidc_audience": AUDIENCE}
+{%- endif %}
     return Settings(_env_file=None, **(values | overrides))
+{%- if cookiecutter.auth != "none" and cookiecutter.database != "none" %}
+
+
+async def _fixed_caller() -> Caller:
+    return Caller(owner_id={{ "uuid.UUID(int=1)" if cookiecutter.auth == "jwt" else '"user-1"' }})
+
+
+def items_without_login(app: FastAPI) -> FastAPI:
+    """For tests about the database, not about auth: /api/v1/items answers without a token."""
+    app.dependency_overrides[caller] = _fixed_caller
+    return app
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.db import UTCDateTime
 from {{ cookiecutter.project_slug }}.main import create_app
-from tests.support import make_settings
+from tests.support import {% if cookiecutter.auth != "none" %}items_without_login, {% endif %}make_settings
 
 
 async def test_a_failing_commit_is_a_503_not_a_success(
@@ -35,6 +35,9 @@ async def test_readiness_fails_when_the_database_does_not_answer() -> None:
     unreachable = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
 {%- endif %}
     broken = create_app(make_settings(database_url=unreachable, db_timeout_seconds=1))
+{%- if cookiecutter.auth != "none" %}
+    items_without_login(broken)
+{%- endif %}
     async with broken.router.lifespan_context(broken):
         transport = httpx.ASGITransport(app=broken)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

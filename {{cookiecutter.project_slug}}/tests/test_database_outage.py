@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from {{ cookiecutter.project_slug }}.main import create_app
-from tests.support import make_settings
+from tests.support import {% if cookiecutter.auth != "none" %}items_without_login, {% endif %}make_settings
 
 TIMEOUT_SECONDS = 1.0
 
@@ -73,6 +73,9 @@ async def service_behind(proxy: TcpProxy, database_url: str) -> AsyncIterator[ht
             db_timeout_seconds=TIMEOUT_SECONDS,
         )
     )
+{%- if cookiecutter.auth != "none" %}
+    items_without_login(app)
+{%- endif %}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -1,10 +1,25 @@
 from __future__ import annotations
 
 import uuid
+{%- if cookiecutter.auth != "none" %}
+from collections.abc import AsyncIterator
+{%- endif %}
 from typing import Any
 
 import httpx
 import pytest
+{%- if cookiecutter.auth == "jwt" %}
+from fastapi import FastAPI
+
+from {{ cookiecutter.project_slug }}.settings import Settings
+from tests.auth_support import access_headers, add_user
+from tests.support import make_client
+{%- elif cookiecutter.auth == "oidc" %}
+from fastapi import FastAPI
+
+from tests.auth_support import FakeIssuer
+from tests.support import make_client
+{%- endif %}
 
 ITEMS = "/api/v1/items"
 
@@ -126,3 +141,53 @@ async def test_delete_then_gone(client: httpx.AsyncClient) -> None:
 async def test_each_test_starts_with_an_empty_table(client: httpx.AsyncClient) -> None:
     # Other tests create items; isolation rolls every one of them back.
     assert (await client.get(ITEMS)).json()["total"] == 0
+{%- if cookiecutter.auth != "none" %}
+
+
+@pytest.fixture
+{%- if cookiecutter.auth == "jwt" %}
+async def other(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Another signed-in user."""
+    someone_else = await add_user(app, "other@example.com")
+    async with make_client(app, access_headers(settings, someone_else.id)) as client:
+        yield client
+{%- else %}
+async def other(app: FastAPI, issuer: FakeIssuer) -> AsyncIterator[httpx.AsyncClient]:
+    """Another signed-in user."""
+    async with make_client(app, issuer.bearer(sub="user-2")) as client:
+        yield client
+{%- endif %}
+
+
+async def test_items_need_a_signed_in_caller(anonymous: httpx.AsyncClient) -> None:
+    assert (await anonymous.get(ITEMS)).status_code == 401
+    assert (await anonymous.post(ITEMS, json={"name": "x"})).status_code == 401
+
+
+async def test_items_are_private_to_their_owner(
+    client: httpx.AsyncClient, other: httpx.AsyncClient
+) -> None:
+    mine = await create(client, "hammer")
+    for method in ("GET", "PATCH", "DELETE"):
+        response = await other.request(method, f"{ITEMS}/{mine['id']}", json={})
+        assert response.status_code == 404, method  # not even a hint that it exists
+    assert (await other.get(ITEMS)).json()["total"] == 0
+    # Names are unique per owner only.
+    await create(other, "hammer")
+    assert (await client.get(ITEMS)).json()["total"] == 1
+    assert (await client.get(f"{ITEMS}/{mine['id']}")).status_code == 200
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+
+
+async def test_superusers_see_and_change_every_item(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    mine = await create(client, "hammer")
+    admin = await add_user(app, "admin@example.com", is_superuser=True)
+    async with make_client(app, access_headers(settings, admin.id)) as superuser:
+        assert (await superuser.get(ITEMS)).json()["total"] == 1
+        renamed = await superuser.patch(f"{ITEMS}/{mine['id']}", json={"name": "mallet"})
+        assert renamed.status_code == 200
+    assert (await client.get(f"{ITEMS}/{mine['id']}")).json()["name"] == "mallet"
+{%- endif %}

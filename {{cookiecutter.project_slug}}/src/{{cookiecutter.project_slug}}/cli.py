@@ -1,8 +1,13 @@
-"""Command line: `{{ cookiecutter.project_slug }} serve` runs the production server."""
+"""Command line: `{{ cookiecutter.project_slug }} serve` runs the production server{% if cookiecutter.auth == "jwt" %};
+`{{ cookiecutter.project_slug }} create-superuser --email ...` creates the first administrator{% endif %}."""
 
 from __future__ import annotations
 
 import argparse
+{%- if cookiecutter.auth == "jwt" %}
+import asyncio
+import getpass
+{%- endif %}
 {%- if cookiecutter.metrics %}
 import os
 {%- endif %}
@@ -14,9 +19,21 @@ import tempfile
 from types import FrameType
 
 import uvicorn
+{%- if cookiecutter.auth == "jwt" %}
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+{%- endif %}
 
+{% if cookiecutter.auth == "jwt" -%}
+from {{ cookiecutter.project_slug }}.db import build_engine
+from {{ cookiecutter.project_slug }}.errors import ConflictError
+{% endif -%}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
-from {{ cookiecutter.project_slug }}.settings import get_settings
+from {{ cookiecutter.project_slug }}.settings import {% if cookiecutter.auth == "jwt" %}Settings, {% endif %}get_settings
+{%- if cookiecutter.auth == "jwt" %}
+from {{ cookiecutter.project_slug }}.users import service as users
+from {{ cookiecutter.project_slug }}.users.schemas import UserCreate
+{%- endif %}
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
@@ -51,13 +68,64 @@ def serve() -> int:
     return 0
 
 
+{%- if cookiecutter.auth == "jwt" %}
+
+
+def read_password() -> str:
+    """Asked twice on a terminal; otherwise the first line of stdin (for scripts)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != password:
+        raise SystemExit("The passwords differ.")
+    return password
+
+
+async def _create_superuser(settings: Settings, data: UserCreate) -> None:
+    engine = build_engine(settings, pooled=False)
+    try:
+        async with async_sessionmaker(engine)() as session, session.begin():
+            await users.create_user(session, data.email, data.password, is_superuser=True)
+    finally:
+        await engine.dispose()
+
+
+def create_superuser(email: str) -> int:
+    settings = get_settings()
+    try:
+        data = UserCreate(email=email, password=read_password())
+    except ValidationError as exc:
+        problems = "; ".join(f"{error['loc'][0]}: {error['msg']}" for error in exc.errors())
+        print(f"Not created: {problems}", file=sys.stderr)  # noqa: T201
+        return 1
+    try:
+        asyncio.run(_create_superuser(settings, data))
+    except ConflictError as exc:
+        print(f"Not created: {exc.detail}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(f"Superuser {data.email} created.")  # noqa: T201
+    return 0
+{%- endif %}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.project_slug }}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the production server (settings from the environment)")
+{%- if cookiecutter.auth == "jwt" %}
+    superuser = commands.add_parser(
+        "create-superuser",
+        help="create an administrator account (password asked for, or read from stdin)",
+    )
+    superuser.add_argument("--email", required=True)
+{%- endif %}
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
+{%- if cookiecutter.auth == "jwt" %}
+    if args.command == "create-superuser":
+        return create_superuser(args.email)
+{%- endif %}
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

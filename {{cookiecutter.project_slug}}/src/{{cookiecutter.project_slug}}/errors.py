@@ -54,6 +54,19 @@ class NotFoundError(ProblemError):
     status = HTTPStatus.NOT_FOUND
 
 
+class UnauthorizedError(ProblemError):
+    """Missing or invalid credentials. One message for every cause: no hints for attackers."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+    def __init__(self, detail: str = "Not authenticated.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class ForbiddenError(ProblemError):
+    status = HTTPStatus.FORBIDDEN
+
+
 class ConflictError(ProblemError):
     status = HTTPStatus.CONFLICT
 

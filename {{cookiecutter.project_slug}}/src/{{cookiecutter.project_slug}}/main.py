@@ -10,7 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-{% if cookiecutter.database != "none" %}
+{% if cookiecutter.auth != "none" %}
+from {{ cookiecutter.project_slug }}.auth.dependencies import auth_lifespan
+from {{ cookiecutter.project_slug }}.auth.router import router as auth_router
+{%- endif %}
+{%- if cookiecutter.database != "none" %}
 from {{ cookiecutter.project_slug }}.db import database_lifespan, install_database_error_handlers
 {%- endif %}
 from {{ cookiecutter.project_slug }}.errors import document_problem_responses, install_error_handlers
@@ -31,14 +35,20 @@ from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 {%- if cookiecutter.tracing %}
 from {{ cookiecutter.project_slug }}.tracing import install_tracing, tracing_lifespan
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from {{ cookiecutter.project_slug }}.users.router import router as users_router
+{%- endif %}
 
 # A feature's setup and teardown: opened at startup, closed at shutdown, in reverse order.
 FeatureLifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
 
-{%- if cookiecutter.database != "none" or cookiecutter.tracing %}
+{%- if cookiecutter.database != "none" or cookiecutter.tracing or cookiecutter.auth != "none" %}
 FEATURES: list[FeatureLifespan] = [
 {%- if cookiecutter.database != "none" %}
     database_lifespan,
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+    auth_lifespan,
 {%- endif %}
 {%- if cookiecutter.tracing %}
     tracing_lifespan,
@@ -96,6 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
 
     app.include_router(health_router)
+{%- if cookiecutter.auth != "none" %}
+    app.include_router(auth_router)
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    app.include_router(users_router)
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
     app.include_router(items_router)
 {%- endif %}

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Annotated, Literal
+{%- if cookiecutter.auth == "oidc" %}
+from urllib.parse import urlsplit
+{%- endif %}
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +21,10 @@ MIN_SECRET_KEY_LENGTH = 32
 # Every API route lives under this prefix. Routers carry it themselves (rather than getting
 # it from include_router) so that route.path is the full template for metrics and traces.
 API_PREFIX = "/api/v1"
+{%- if cookiecutter.auth == "oidc" %}
+# Where a plain-http issuer is acceptable even in production (a sidecar, a local test).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 DATABASE_DRIVER = "{{ 'sqlite+aiosqlite' if cookiecutter.database == 'sqlite' else 'postgresql+asyncpg' }}"
 {%- endif %}
@@ -51,6 +58,25 @@ class Settings(BaseSettings):
     sentry_dsn: SecretStr = SecretStr("")
     sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+
+    # Built-in users and tokens.
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+    registration_enabled: bool = True
+    # Failed logins allowed per account and client address within the window (per process).
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+{%- elif cookiecutter.auth == "oidc" %}
+
+    # OpenID Connect provider whose access tokens are accepted.
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    # Scopes every token must grant (comma- or space-separated); empty requires none.
+    oidc_required_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    oidc_jwks_cache_seconds: int = Field(default=3600, ge=0)
+    oidc_http_timeout_seconds: float = Field(default=5.0, gt=0)
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 
     # Database.
@@ -72,6 +98,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+{%- if cookiecutter.auth == "oidc" %}
+
+    @field_validator("oidc_required_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.replace(",", " ").split()
+        return value
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 
     @field_validator("database_url")
@@ -106,6 +141,13 @@ class Settings(BaseSettings):
                 f"SECRET_KEY is {len(secret)} characters; production needs at least "
                 f"{MIN_SECRET_KEY_LENGTH}"
             )
+{%- if cookiecutter.auth == "oidc" %}
+        if not self.oidc_issuer or not self.oidc_audience:
+            raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE must be set in production")
+        issuer = urlsplit(self.oidc_issuer)
+        if issuer.scheme != "https" and issuer.hostname not in LOOPBACK_HOSTS:
+            raise ValueError("OIDC_ISSUER must be an https:// URL in production")
+{%- endif %}
         return self
 
     @property

@@ -3,8 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, {% if cookiecutter.auth != "none" %}Depends, {% endif %}Query, status
 
+{% if cookiecutter.auth == "jwt" -%}
+from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentUser
+{% elif cookiecutter.auth == "oidc" -%}
+from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal
+{% endif -%}
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.items import service
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemPage, ItemRead, ItemUpdate
@@ -15,20 +20,42 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 2**31 - 1
 
 router = APIRouter(prefix=f"{API_PREFIX}/items", tags=["items"])
+{%- if cookiecutter.auth == "jwt" %}
+
+
+async def caller(user: CurrentUser) -> service.Caller:
+    return service.Caller(owner_id=user.id, sees_all=user.is_superuser)
+{%- elif cookiecutter.auth == "oidc" %}
+
+
+async def caller(principal: CurrentPrincipal) -> service.Caller:
+    return service.Caller(owner_id=principal.subject)
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+
+
+Caller = Annotated[service.Caller, Depends(caller)]
+{%- endif %}
+{#- Every endpoint below takes the caller when items have owners. #}
+{%- set caller_param = ", caller: Caller" if cookiecutter.auth != "none" else "" %}
+{%- set caller_arg = "caller, " if cookiecutter.auth != "none" else "" %}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_item(data: ItemCreate, session: SessionDep) -> ItemRead:
-    return ItemRead.model_validate(await service.create_item(session, data))
+async def create_item(data: ItemCreate, session: SessionDep{{ caller_param }}) -> ItemRead:
+    return ItemRead.model_validate(await service.create_item(session, {{ caller_arg }}data))
 
 
 @router.get("")
 async def list_items(
     session: SessionDep,
+{%- if cookiecutter.auth != "none" %}
+    caller: Caller,
+{%- endif %}
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ItemPage:
-    items, total = await service.list_items(session, limit=limit, offset=offset)
+    items, total = await service.list_items(session, {{ caller_arg }}limit=limit, offset=offset)
     return ItemPage(
         items=[ItemRead.model_validate(item) for item in items],
         total=total,
@@ -38,15 +65,18 @@ async def list_items(
 
 
 @router.get("/{item_id}")
-async def get_item(item_id: uuid.UUID, session: SessionDep) -> ItemRead:
-    return ItemRead.model_validate(await service.get_item(session, item_id))
+async def get_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> ItemRead:
+    return ItemRead.model_validate(await service.get_item(session, {{ caller_arg }}item_id))
 
 
 @router.patch("/{item_id}")
-async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep) -> ItemRead:
-    return ItemRead.model_validate(await service.update_item(session, item_id, data))
+async def update_item(
+    item_id: uuid.UUID, data: ItemUpdate, session: SessionDep{{ caller_param }}
+) -> ItemRead:
+    item = await service.update_item(session, {{ caller_arg }}item_id, data)
+    return ItemRead.model_validate(item)
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_item(item_id: uuid.UUID, session: SessionDep) -> None:
-    await service.delete_item(session, item_id)
+async def delete_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> None:
+    await service.delete_item(session, {{ caller_arg }}item_id)

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import uuid
+{%- if cookiecutter.auth != "none" %}
+from dataclasses import dataclass
+{%- endif %}
 
-from sqlalchemy import func, select
+from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.errors import ConflictError, NotFoundError
-from {{ cookiecutter.project_slug }}.items.models import Item
+from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
+{%- if cookiecutter.auth != "none" %}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: items belong to their owner; `sees_all` (superusers) sees every item."""
+
+    owner_id: OwnerId
+    sees_all: bool = False
+
+
+def _visible[*Columns](query: Select[*Columns], caller: Caller) -> Select[*Columns]:
+    return query if caller.sees_all else query.where(Item.owner_id == caller.owner_id)
+{%- endif %}
 
 
 async def _flush_unique_name(session: AsyncSession, name: str) -> None:
@@ -20,32 +37,53 @@ async def _flush_unique_name(session: AsyncSession, name: str) -> None:
     except IntegrityError:
         await session.rollback()
         raise ConflictError(f"An item named {name!r} already exists.") from None
+{%- set caller_param = "caller: Caller, " if cookiecutter.auth != "none" else "" %}
+{%- set caller_arg = "caller, " if cookiecutter.auth != "none" else "" %}
 
 
-async def create_item(session: AsyncSession, data: ItemCreate) -> Item:
+async def create_item(session: AsyncSession, {{ caller_param }}data: ItemCreate) -> Item:
+{%- if cookiecutter.auth != "none" %}
+    item = Item(owner_id=caller.owner_id, name=data.name, description=data.description)
+{%- else %}
     item = Item(name=data.name, description=data.description)
+{%- endif %}
     session.add(item)
     await _flush_unique_name(session, data.name)
     return item
 
 
-async def list_items(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Item], int]:
-    total = await session.scalar(select(func.count()).select_from(Item))
+async def list_items(
+    session: AsyncSession, {{ caller_param }}*, limit: int, offset: int
+) -> tuple[list[Item], int]:
+{%- if cookiecutter.auth != "none" %}
+    total = await session.scalar(_visible(select(func.count(Item.id)), caller))
+    query = _visible(select(Item), caller)
+{%- else %}
+    total = await session.scalar(select(func.count(Item.id)))
+    query = select(Item)
+{%- endif %}
     # Newest first, with the id as a tie-breaker so pages never overlap or skip.
-    query = select(Item).order_by(Item.created_at.desc(), Item.id).limit(limit).offset(offset)
+    query = query.order_by(Item.created_at.desc(), Item.id).limit(limit).offset(offset)
     items = (await session.scalars(query)).all()
     return list(items), total or 0
 
 
-async def get_item(session: AsyncSession, item_id: uuid.UUID) -> Item:
+async def get_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUID) -> Item:
+{%- if cookiecutter.auth != "none" %}
+    # Someone else's item is "not found" too: its existence is not the caller's business.
+    item = await session.scalar(_visible(select(Item).where(Item.id == item_id), caller))
+{%- else %}
     item = await session.get(Item, item_id)
+{%- endif %}
     if item is None:
         raise NotFoundError(f"Item {item_id} does not exist.")
     return item
 
 
-async def update_item(session: AsyncSession, item_id: uuid.UUID, data: ItemUpdate) -> Item:
-    item = await get_item(session, item_id)
+async def update_item(
+    session: AsyncSession, {{ caller_param }}item_id: uuid.UUID, data: ItemUpdate
+) -> Item:
+    item = await get_item(session, {{ caller_arg }}item_id)
     changes = data.model_dump(exclude_unset=True)
     for field, value in changes.items():
         setattr(item, field, value)
@@ -55,7 +93,7 @@ async def update_item(session: AsyncSession, item_id: uuid.UUID, data: ItemUpdat
     return item
 
 
-async def delete_item(session: AsyncSession, item_id: uuid.UUID) -> None:
-    item = await get_item(session, item_id)
+async def delete_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUID) -> None:
+    item = await get_item(session, {{ caller_arg }}item_id)
     await session.delete(item)
     await session.flush()

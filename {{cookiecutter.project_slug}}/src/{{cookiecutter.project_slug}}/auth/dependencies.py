@@ -1,0 +1,137 @@
+{%- if cookiecutter.auth == "jwt" -%}
+"""What endpoints depend on: the current user (from a bearer access token), superusers only,
+the failed-login limiter, and the lifespan that creates it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMemoryFailureLimiter
+from {{ cookiecutter.project_slug }}.auth.tokens import decode_token
+from {{ cookiecutter.project_slug }}.db import SessionDep
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX, Settings
+from {{ cookiecutter.project_slug }}.users.models import User
+
+# auto_error=False: a missing token is our own 401 problem, not FastAPI's plain error.
+# tokenUrl makes Swagger UI's Authorize button log in with the password form.
+bearer_token = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token", auto_error=False)
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _limiter(request: Request) -> FailureLimiter:
+    limiter: FailureLimiter = request.app.state.login_limiter
+    return limiter
+
+
+def client_address(request: Request) -> str:
+    """The client's address as uvicorn resolved it (see FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]
+Limiter = Annotated[FailureLimiter, Depends(_limiter)]
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+async def current_user(
+    session: SessionDep,
+    settings: AppSettings,
+    token: Annotated[str | None, Depends(bearer_token)],
+) -> User:
+    if token is None:
+        raise UnauthorizedError()
+    claims = decode_token(settings, token, "access")
+    user = await session.get(User, claims.subject)
+    if user is None or not user.is_active:
+        raise UnauthorizedError()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def current_superuser(user: CurrentUser) -> User:
+    if not user.is_superuser:
+        raise ForbiddenError("Only superusers may do this.")
+    return user
+
+
+Superuser = Annotated[User, Depends(current_superuser)]
+
+
+@asynccontextmanager
+async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    app.state.login_limiter = InMemoryFailureLimiter(
+        max_failures=settings.login_max_failures,
+        window_seconds=settings.login_window_seconds,
+    )
+    yield
+{%- else -%}
+"""What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`, and
+the lifespan that creates the token verifier."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+# auto_error=False: a missing token is our own 401 problem, not FastAPI's plain error.
+bearer_token = HTTPBearer(
+    auto_error=False,
+    description="An access token from the identity provider named by OIDC_ISSUER.",
+)
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
+) -> Principal:
+    if credentials is None:
+        raise UnauthorizedError()
+    verifier: OIDCVerifier = request.app.state.oidc_verifier
+    return await verifier.verify(credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets only callers whose token grants every one of `scopes` through:
+
+    @router.delete("/{id}", dependencies=[Depends(require_scopes("items:write"))])
+    """
+    needed = frozenset(scopes)
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if missing := needed - principal.scopes:
+            raise ForbiddenError(f"The token lacks the scope(s): {' '.join(sorted(missing))}.")
+        return principal
+
+    return check
+
+
+@asynccontextmanager
+async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    async with httpx.AsyncClient(timeout=settings.oidc_http_timeout_seconds) as http:
+        app.state.oidc_verifier = OIDCVerifier.from_settings(settings, http)
+        yield
+{%- endif %}

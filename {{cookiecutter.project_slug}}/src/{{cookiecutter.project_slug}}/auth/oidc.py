@@ -1,0 +1,176 @@
+"""Verification of access tokens issued by an external OpenID Connect provider.
+
+The provider's signing keys are found through its discovery document
+(`<issuer>/.well-known/openid-configuration` -> `jwks_uri`) and cached. A token signed by a
+key we have not seen (the provider rotated its keys) triggers one refetch, at most once per
+cooldown, so random `kid`s cannot make us hammer the provider. Fetching uses an async HTTP
+client: PyJWT's own PyJWKClient would block the event loop while it downloads.
+
+Only asymmetric algorithms are accepted, and each key only with its own algorithm: `none`
+and HS256 forged with the public key (algorithm confusion) are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+import structlog
+from jwt import PyJWK, PyJWKSet
+
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+logger = structlog.stdlib.get_logger(__name__)
+
+ALLOWED_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+CLOCK_SKEW_SECONDS = 30  # tolerated difference between the provider's clock and ours
+INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as the provider vouches for it."""
+
+    subject: str
+    scopes: frozenset[str]
+    roles: frozenset[str]
+    claims: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+def _words(value: object) -> set[str]:
+    """A space-separated string or a list of strings, as providers send scopes and roles."""
+    if isinstance(value, str):
+        return set(value.split())
+    if isinstance(value, list):
+        return {item for item in value if isinstance(item, str)}
+    return set()
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+    # `scope` is the OAuth 2 claim (RFC 8693); Entra ID and Okta use `scp`. Roles come from
+    # `roles` (Entra ID) or Keycloak's `realm_access.roles`.
+    scopes = _words(claims.get("scope")) | _words(claims.get("scp"))
+    realm_access = claims.get("realm_access")
+    keycloak_roles = realm_access.get("roles") if isinstance(realm_access, dict) else None
+    roles = _words(claims.get("roles")) | _words(keycloak_roles)
+    return Principal(
+        subject=str(claims["sub"]),
+        scopes=frozenset(scopes),
+        roles=frozenset(roles),
+        claims=claims,
+    )
+
+
+class OIDCVerifier:
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        http: httpx.AsyncClient,
+        *,
+        required_scopes: Iterable[str] = (),
+        jwks_cache_seconds: float = 3600,
+        refetch_cooldown_seconds: float = 30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.issuer = issuer  # exactly as in the tokens' `iss` (Auth0's ends with a slash)
+        self.audience = audience
+        self.http = http
+        self.required_scopes = frozenset(required_scopes)
+        self.jwks_cache_seconds = jwks_cache_seconds
+        self.refetch_cooldown_seconds = refetch_cooldown_seconds
+        self.clock = clock
+        self._keys: PyJWKSet | None = None
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> OIDCVerifier:
+        return cls(
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            http,
+            required_scopes=settings.oidc_required_scopes,
+            jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
+        )
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid token; 401 for any invalid one, 403 when it lacks a
+        required scope, 503 when the provider cannot be reached and no keys are cached."""
+        if not self.issuer or not self.audience:
+            raise ServiceUnavailableError("OIDC_ISSUER and OIDC_AUDIENCE must be set.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise UnauthorizedError(INVALID_TOKEN) from None
+        key = await self._signing_key(header.get("kid"))
+        if key is None or key.algorithm_name not in ALLOWED_ALGORITHMS:
+            raise UnauthorizedError(INVALID_TOKEN)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[key.algorithm_name],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError:
+            raise UnauthorizedError(INVALID_TOKEN) from None
+        principal = principal_from_claims(claims)
+        if missing := self.required_scopes - principal.scopes:
+            raise ForbiddenError(f"The token lacks the scope(s): {' '.join(sorted(missing))}.")
+        return principal
+
+    async def _signing_key(self, kid: object) -> PyJWK | None:
+        keys = await self._key_set(refetch=False)
+        key = _find(keys, kid)
+        if key is None and self.clock() - self._fetched_at >= self.refetch_cooldown_seconds:
+            key = _find(await self._key_set(refetch=True), kid)  # the provider rotated keys
+        return key
+
+    async def _key_set(self, *, refetch: bool) -> PyJWKSet:
+        async with self._lock:
+            stale = self.clock() - self._fetched_at >= self.jwks_cache_seconds
+            if self._keys is not None and not stale and not refetch:
+                return self._keys
+            try:
+                self._keys = await self._fetch_key_set()
+                self._fetched_at = self.clock()
+            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+                if self._keys is None:
+                    logger.warning("oidc_keys_unavailable", error=repr(exc))
+                    raise ServiceUnavailableError(
+                        "The identity provider cannot be reached; retry later.",
+                        headers={"Retry-After": "5"},
+                    ) from None
+                # Keep verifying with the keys we have while the provider is down.
+                logger.warning("oidc_keys_refresh_failed", error=repr(exc))
+            return self._keys
+
+    async def _fetch_key_set(self) -> PyJWKSet:
+        discovery_url = f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+        response = await self.http.get(discovery_url)
+        response.raise_for_status()
+        discovery = response.json()
+        if discovery.get("issuer") != self.issuer or not discovery.get("jwks_uri"):
+            raise ValueError(f"{discovery_url} does not describe {self.issuer}")
+        response = await self.http.get(discovery["jwks_uri"])
+        response.raise_for_status()
+        return PyJWKSet.from_dict(response.json())
+
+
+def _find(keys: PyJWKSet, kid: object) -> PyJWK | None:
+    if kid is None and len(keys.keys) == 1:
+        return keys.keys[0]  # a provider with a single key may leave `kid` out
+    return next((key for key in keys.keys if key.key_id == kid), None)

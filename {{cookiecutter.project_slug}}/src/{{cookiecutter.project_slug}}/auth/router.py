@@ -1,0 +1,80 @@
+{%- if cookiecutter.auth == "jwt" -%}
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, status
+
+from {{ cookiecutter.project_slug }}.auth import service
+from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, ClientAddress, Limiter
+from {{ cookiecutter.project_slug }}.auth.passwords import PASSWORD_MAX_LENGTH
+from {{ cookiecutter.project_slug }}.auth.schemas import RefreshRequest, TokenPair
+from {{ cookiecutter.project_slug }}.db import SessionDep
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX
+from {{ cookiecutter.project_slug }}.users import service as users
+from {{ cookiecutter.project_slug }}.users.models import EMAIL_MAX_LENGTH
+from {{ cookiecutter.project_slug }}.users.schemas import UserCreate, UserRead
+
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(data: UserCreate, session: SessionDep, settings: AppSettings) -> UserRead:
+    """Create an account (REGISTRATION_ENABLED=false turns this off). Note that a 409 tells
+    the caller the email has an account; turn registration off if that must stay secret."""
+    if not settings.registration_enabled:
+        raise ForbiddenError("Registration is closed.")
+    return UserRead.model_validate(await users.create_user(session, data.email, data.password))
+
+
+@router.post("/token")
+async def login(
+    *,
+    username: Annotated[str, Form(max_length=EMAIL_MAX_LENGTH, description="The email")],
+    password: Annotated[str, Form(max_length=PASSWORD_MAX_LENGTH)],
+    session: SessionDep,
+    settings: AppSettings,
+    limiter: Limiter,
+    address: ClientAddress,
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+) -> TokenPair:
+    """OAuth2 password grant (a form, as Swagger UI's Authorize button sends it)."""
+    user = await service.authenticate(
+        session, limiter, email=username, password=password, client_address=address
+    )
+    return await service.issue_tokens(session, settings, user)
+
+
+@router.post("/refresh")
+async def refresh(data: RefreshRequest, session: SessionDep, settings: AppSettings) -> TokenPair:
+    """Trade a refresh token for a new pair. Each refresh token works once; presenting a
+    spent one again ends its whole session."""
+    return await service.rotate(session, settings, data.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(data: RefreshRequest, session: SessionDep, settings: AppSettings) -> None:
+    """End the session of this refresh token. Access tokens already issued stay valid
+    until they expire (ACCESS_TOKEN_MINUTES)."""
+    await service.logout(session, settings, data.refresh_token)
+{%- else -%}
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal
+from {{ cookiecutter.project_slug }}.auth.schemas import PrincipalRead
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX
+
+router = APIRouter(prefix=API_PREFIX, tags=["auth"])
+
+
+@router.get("/me")
+async def read_me(principal: CurrentPrincipal) -> PrincipalRead:
+    return PrincipalRead(
+        subject=principal.subject,
+        scopes=sorted(principal.scopes),
+        roles=sorted(principal.roles),
+    )
+{%- endif %}

@@ -1,0 +1,146 @@
+"""Login, token issue, rotation and revocation.
+
+Every failure below is the same 401 (or a 429 once the failure limit is reached): the
+caller learns nothing about which emails exist or why a token was refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.project_slug }}.auth.models import RefreshToken
+from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash, verify_password
+from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, refuse_while_locked
+from {{ cookiecutter.project_slug }}.auth.schemas import TokenPair
+from {{ cookiecutter.project_slug }}.auth.tokens import decode_token, encode_token, lifetime
+from {{ cookiecutter.project_slug }}.errors import UnauthorizedError
+from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.users import service as users
+from {{ cookiecutter.project_slug }}.users.models import User
+
+logger = structlog.stdlib.get_logger(__name__)
+
+BAD_CREDENTIALS = "Incorrect email or password."
+
+
+def login_key(email: str, client_address: str) -> str:
+    return f"login:{email.lower()}:{client_address}"
+
+
+async def check_password(user: User | None, password: str) -> bool:
+    """Verify `password` for `user`, or against a dummy hash when there is no such user, so
+    an unknown email costs the same time as a wrong password. Upgrades outdated hashes."""
+    valid, updated_hash = await verify_password(
+        password, user.hashed_password if user is not None else dummy_hash()
+    )
+    if user is not None and valid and updated_hash is not None:
+        user.hashed_password = updated_hash
+    return user is not None and valid
+
+
+async def authenticate(
+    session: AsyncSession,
+    limiter: FailureLimiter,
+    *,
+    email: str,
+    password: str,
+    client_address: str,
+) -> User:
+    key = login_key(email, client_address)
+    refuse_while_locked(limiter, key)
+    user = await users.get_by_email(session, email)
+    if not await check_password(user, password) or user is None or not user.is_active:
+        limiter.record_failure(key)
+        logger.info("login_failed", client=client_address)
+        raise UnauthorizedError(BAD_CREDENTIALS)
+    limiter.reset(key)
+    return user
+
+
+async def issue_tokens(
+    session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
+) -> TokenPair:
+    """A new access token and a refresh token that joins `family_id` (a new family: a login)."""
+    access_token, _ = encode_token(settings, user.id, "access", uuid.uuid4())
+    refresh_id = uuid.uuid4()
+    refresh_token, expires_at = encode_token(settings, user.id, "refresh", refresh_id)
+    now = datetime.now(UTC)
+    # Housekeeping: this user's expired tokens can never be presented again.
+    await session.execute(
+        delete(RefreshToken).where(RefreshToken.user_id == user.id, RefreshToken.expires_at < now)
+    )
+    session.add(
+        RefreshToken(
+            id=refresh_id,
+            family_id=family_id or uuid.uuid4(),
+            user_id=user.id,
+            issued_at=now,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return TokenPair(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_in=int(lifetime(settings, "access").total_seconds()),
+    )
+
+
+async def rotate(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
+    """Spend `refresh_token` and issue the next pair of its family."""
+    claims = decode_token(settings, refresh_token, "refresh")
+    record = await session.get(RefreshToken, claims.token_id)
+    if record is None or record.user_id != claims.subject:
+        raise UnauthorizedError()
+    # Spend it atomically: of two concurrent requests with one token, exactly one wins.
+    spent = await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == record.id,
+            RefreshToken.spent_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(spent_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        logger.warning("refresh_token_reused", family_id=str(record.family_id))
+        await revoke_family(session, record.family_id)
+        await session.commit()  # the revocation must outlive the 401 below
+        raise UnauthorizedError()
+    user = await session.get(User, record.user_id)
+    if user is None or not user.is_active:
+        raise UnauthorizedError()
+    return await issue_tokens(session, settings, user, family_id=record.family_id)
+
+
+async def _revoke(session: AsyncSession, which: ColumnElement[bool]) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(which, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    await _revoke(session, RefreshToken.family_id == family_id)
+
+
+async def revoke_all(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """End every session of a user (after a password change, say)."""
+    await _revoke(session, RefreshToken.user_id == user_id)
+
+
+async def logout(session: AsyncSession, settings: Settings, refresh_token: str) -> None:
+    """Revoke the session (token family) that `refresh_token` belongs to."""
+    claims = decode_token(settings, refresh_token, "refresh")
+    record = await session.get(RefreshToken, claims.token_id)
+    if record is None or record.user_id != claims.subject:
+        raise UnauthorizedError()
+    await revoke_family(session, record.family_id)

@@ -1,0 +1,83 @@
+"""JSON Web Tokens with PyJWT: short-lived access tokens and rotating refresh tokens.
+
+Both kinds are signed with SECRET_KEY (HS256) and carry `sub`, `exp`, `iat`, `jti`, `type`,
+`iss` and `aud`. Decoding pins the algorithm, requires every one of those claims and checks
+the type, so a refresh token is never accepted as an access token, nor the reverse.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import jwt
+
+from {{ cookiecutter.project_slug }}.errors import UnauthorizedError
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+ALGORITHM = "HS256"
+# This service both issues and accepts its tokens.
+ISSUER = "{{ cookiecutter.project_slug | replace('_', '-') }}"
+AUDIENCE = "{{ cookiecutter.project_slug | replace('_', '-') }}"
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "iss", "aud"]
+
+INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
+
+TokenType = Literal["access", "refresh"]
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: uuid.UUID
+    token_id: uuid.UUID
+    type: TokenType
+    expires_at: datetime
+
+
+def lifetime(settings: Settings, token_type: TokenType) -> timedelta:
+    if token_type == "access":  # noqa: S105 - a token kind
+        return timedelta(minutes=settings.access_token_minutes)
+    return timedelta(days=settings.refresh_token_days)
+
+
+def encode_token(
+    settings: Settings, subject: uuid.UUID, token_type: TokenType, token_id: uuid.UUID
+) -> tuple[str, datetime]:
+    now = datetime.now(UTC)
+    expires_at = now + lifetime(settings, token_type)
+    claims = {
+        "sub": str(subject),
+        "exp": expires_at,
+        "iat": now,
+        "jti": str(token_id),
+        "type": token_type,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+    }
+    token = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
+    return token, expires_at
+
+
+def decode_token(settings: Settings, token: str, expected_type: TokenType) -> TokenClaims:
+    """The verified claims, or UnauthorizedError whatever is wrong with the token."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
+        )
+        if claims["type"] != expected_type:
+            raise UnauthorizedError(INVALID_TOKEN)
+        return TokenClaims(
+            subject=uuid.UUID(str(claims["sub"])),
+            token_id=uuid.UUID(str(claims["jti"])),
+            type=expected_type,
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (jwt.PyJWTError, ValueError):
+        raise UnauthorizedError(INVALID_TOKEN) from None

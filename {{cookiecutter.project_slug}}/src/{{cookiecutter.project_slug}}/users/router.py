@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from {{ cookiecutter.project_slug }}.auth import service as auth
+from {{ cookiecutter.project_slug }}.auth.dependencies import ClientAddress, CurrentUser, Limiter, Superuser
+from {{ cookiecutter.project_slug }}.auth.rate_limit import refuse_while_locked
+from {{ cookiecutter.project_slug }}.db import SessionDep
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX
+from {{ cookiecutter.project_slug }}.users import service
+from {{ cookiecutter.project_slug }}.users.schemas import UserPage, UserRead, UserUpdate
+
+MAX_PAGE_SIZE = 100
+MAX_OFFSET = 2**31 - 1
+
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"])
+
+
+@router.get("/me")
+async def read_me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.patch("/me")
+async def update_me(
+    data: UserUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    limiter: Limiter,
+    address: ClientAddress,
+) -> UserRead:
+    """Change one's email or password; `current_password` must be right. A new password
+    ends every other session (all refresh tokens are revoked)."""
+    key = f"password-check:{user.id}:{address}"
+    refuse_while_locked(limiter, key)
+    if not await auth.check_password(user, data.current_password):
+        limiter.record_failure(key)
+        raise ForbiddenError("The current password is incorrect.")
+    limiter.reset(key)
+    if data.email is not None:
+        await service.change_email(session, user, data.email)
+    if data.password is not None:
+        await service.change_password(session, user, data.password)
+        await auth.revoke_all(session, user.id)
+    await session.refresh(user)
+    return UserRead.model_validate(user)
+
+
+@router.get("")
+async def list_users(
+    _superuser: Superuser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> UserPage:
+    users, total = await service.list_users(session, limit=limit, offset=offset)
+    return UserPage(
+        users=[UserRead.model_validate(user) for user in users],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

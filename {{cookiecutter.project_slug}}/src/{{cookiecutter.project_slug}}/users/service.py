@@ -1,0 +1,52 @@
+"""User use cases. Passwords are hashed in `auth.passwords`; the session commits in `SessionDep`."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.project_slug }}.auth.passwords import hash_password
+from {{ cookiecutter.project_slug }}.errors import ConflictError
+from {{ cookiecutter.project_slug }}.users.models import User
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.lower()))
+
+
+async def _flush_unique_email(session: AsyncSession, email: str) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise ConflictError(f"An account for {email} already exists.") from None
+
+
+async def create_user(
+    session: AsyncSession, email: str, password: str, *, is_superuser: bool = False
+) -> User:
+    user = User(
+        email=email.lower(),
+        hashed_password=await hash_password(password),
+        is_superuser=is_superuser,
+    )
+    session.add(user)
+    await _flush_unique_email(session, user.email)
+    return user
+
+
+async def change_email(session: AsyncSession, user: User, email: str) -> None:
+    user.email = email.lower()
+    await _flush_unique_email(session, user.email)
+
+
+async def change_password(session: AsyncSession, user: User, password: str) -> None:
+    user.hashed_password = await hash_password(password)
+    await session.flush()
+
+
+async def list_users(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[User], int]:
+    total = await session.scalar(select(func.count()).select_from(User))
+    query = select(User).order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)
+    return list((await session.scalars(query)).all()), total or 0

@@ -1,0 +1,162 @@
+{%- if cookiecutter.auth == "jwt" -%}
+"""Test helpers for built-in users: accounts without paying for argon2 each time, tokens."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.project_slug }}.auth.passwords import password_hash
+from {{ cookiecutter.project_slug }}.auth.tokens import encode_token
+from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.users.models import User
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+@cache
+def hashed_test_password() -> str:
+    return password_hash.hash(TEST_PASSWORD)  # once per run: argon2 is slow on purpose
+
+
+async def add_user(
+    app: FastAPI, email: str, *, is_superuser: bool = False, is_active: bool = True
+) -> User:
+    """A user whose password is TEST_PASSWORD, committed (inside the test's transaction)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    async with sessionmaker() as session:
+        user = User(
+            email=email,
+            hashed_password=hashed_test_password(),
+            is_superuser=is_superuser,
+            is_active=is_active,
+        )
+        session.add(user)
+        await session.commit()
+        return user
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def access_headers(settings: Settings, user_id: uuid.UUID) -> dict[str, str]:
+    token, _ = encode_token(settings, user_id, "access", uuid.uuid4())
+    return bearer(token)
+
+{%- else -%}
+"""An OpenID Connect provider inside the test process: its keys are made here and its
+discovery document and JWKS are served through an httpx transport, so no network is used."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from functools import cache
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+ISSUER_URL = "https://issuer.test/realms/main"
+AUDIENCE = "{{ cookiecutter.project_slug | replace('_', '-') }}"
+JWKS_URL = f"{ISSUER_URL}/protocol/openid-connect/certs"
+
+
+@cache
+def rsa_key(number: int) -> rsa.RSAPrivateKey:
+    """The n-th test key; made once per run (RSA key generation takes a while)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class FakeIssuer:
+    def __init__(self, first_key: int = 0) -> None:
+        """`first_key` picks other test keys: FakeIssuer(first_key=100) is an impostor."""
+        self.first_key = first_key
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.requests: list[str] = []
+        self.available = True
+        self.rotate()
+
+    def rotate(self) -> str:
+        """Publish a new signing key, which signs from now on; returns its key id."""
+        kid = f"key-{len(self.keys) + 1}"
+        self.keys[kid] = rsa_key(self.first_key + len(self.keys))
+        return kid
+
+    @property
+    def current_kid(self) -> str:
+        return list(self.keys)[-1]
+
+    def public_pem(self, kid: str | None = None) -> bytes:
+        public_key = self.keys[kid or self.current_kid].public_key()
+        return public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def jwks(self) -> dict[str, Any]:
+        return {
+            "keys": [
+                {**RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig"}
+                for kid, key in self.keys.items()
+            ]
+        }
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(str(request.url))
+        if not self.available:
+            return httpx.Response(503)
+        if str(request.url) == f"{ISSUER_URL}/.well-known/openid-configuration":
+            return httpx.Response(200, json={"issuer": ISSUER_URL, "jwks_uri": JWKS_URL})
+        if str(request.url) == JWKS_URL:
+            return httpx.Response(200, json=self.jwks())
+        return httpx.Response(404)
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def claims(self, **changes: Any) -> dict[str, Any]:
+        """Valid access-token claims with `changes` applied (None removes a claim)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": ISSUER_URL,
+            "aud": AUDIENCE,
+            "sub": "user-1",
+            "iat": now,
+            "exp": now + 300,
+            "scope": "openid items:read",
+        }
+        claims.update(changes)
+        return {key: value for key, value in claims.items() if value is not None}
+
+    def token(self, kid: str | None = None, **changes: Any) -> str:
+        """A token signed with the current key, its header naming `kid` (default: that key)."""
+        key = self.keys[self.current_kid]
+        headers = {"kid": kid or self.current_kid}
+        return jwt.encode(self.claims(**changes), key, "RS256", headers=headers)
+
+    def bearer(self, **changes: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(**changes)}"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge_hs256(claims: dict[str, Any], secret: bytes, kid: str) -> str:
+    """An HS256 token made by hand (PyJWT refuses to use a public key as an HMAC secret)."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    payload = _b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+{%- endif %}

@@ -1,0 +1,296 @@
+"""Built-in users: registration, login, token rotation, and the classic attacks on them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from {{ cookiecutter.project_slug }}.auth import passwords, service
+from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
+from {{ cookiecutter.project_slug }}.auth.rate_limit import InMemoryFailureLimiter
+from {{ cookiecutter.project_slug }}.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
+from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.users.models import User
+from tests.auth_support import TEST_PASSWORD, add_user, bearer
+from tests.support import TEST_SECRET_KEY
+
+AUTH = "/api/v1/auth"
+ME = "/api/v1/users/me"
+
+
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = TEST_PASSWORD
+) -> httpx.Response:
+    return await client.post(f"{AUTH}/token", data={"username": email, "password": password})
+
+
+async def tokens(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+    response = await login(client, email)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def signed(claims: dict[str, Any], key: str = TEST_SECRET_KEY, algorithm: str = ALGORITHM) -> str:
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def valid_claims(user: User, **changes: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": str(user.id),
+        "exp": now + timedelta(minutes=5),
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "type": "access",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+    }
+    claims.update(changes)
+    return {key: value for key, value in claims.items() if value is not None}
+
+
+# --- registration and login -----------------------------------------------------------
+
+
+async def test_register_then_log_in_then_read_me(anonymous: httpx.AsyncClient) -> None:
+    password = "a long enough passphrase"
+    response = await anonymous.post(
+        f"{AUTH}/register", json={"email": "New@Example.COM", "password": password}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] == "new@example.com"
+    assert "password" not in response.text
+
+    pair = (
+        await anonymous.post(
+            f"{AUTH}/token", data={"username": "NEW@example.com", "password": password}
+        )
+    ).json()
+    assert pair["token_type"] == "bearer"
+    assert pair["expires_in"] == 15 * 60
+    me = await anonymous.get(ME, headers=bearer(pair["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["email"] == "new@example.com"
+
+
+async def test_an_email_has_one_account_whatever_its_case(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    again = {"email": "USER@example.com", "password": "another long passphrase"}
+    response = await anonymous.post(f"{AUTH}/register", json=again)
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"email": "not-an-email", "password": "a long enough passphrase"},
+        {"email": "a@example.com", "password": "too short"},
+        {"email": "a@example.com", "password": "x" * 129},
+        {"email": "a@example.com"},
+        {"email": "a@example.com", "password": "a long enough passphrase", "is_superuser": True},
+    ],
+)
+async def test_bad_registrations_are_422(anonymous: httpx.AsyncClient, payload: object) -> None:
+    response = await anonymous.post(f"{AUTH}/register", json=payload)
+    assert response.status_code == 422
+    assert "passphrase" not in response.text  # the password is not echoed back
+
+
+async def test_registration_can_be_turned_off(
+    app: FastAPI, settings: Settings, anonymous: httpx.AsyncClient
+) -> None:
+    app.state.settings = settings.model_copy(update={"registration_enabled": False})
+    payload = {"email": "a@example.com", "password": "a long enough passphrase"}
+    response = await anonymous.post(f"{AUTH}/register", json=payload)
+    assert response.status_code == 403
+
+
+async def test_wrong_password_and_unknown_email_look_the_same(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    wrong = await login(anonymous, user.email, "not the right password")
+    unknown = await login(anonymous, "nobody@example.com")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.headers["www-authenticate"] == unknown.headers["www-authenticate"] == "Bearer"
+
+    def comparable(response: httpx.Response) -> dict[str, Any]:
+        body: dict[str, Any] = response.json()
+        body.pop("request_id")
+        return body
+
+    assert comparable(wrong) == comparable(unknown)
+
+
+async def test_an_unknown_email_is_verified_against_the_dummy_hash(
+    anonymous: httpx.AsyncClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verified: list[str] = []
+    real_verify = passwords.verify_password
+
+    async def spy(password: str, hashed: str) -> tuple[bool, str | None]:
+        verified.append(hashed)
+        return await real_verify(password, hashed)
+
+    monkeypatch.setattr(f"{service.__name__}.verify_password", spy)
+    await login(anonymous, "nobody@example.com")
+    await login(anonymous, user.email, "not the right password")
+    assert verified == [dummy_hash(), user.hashed_password]
+
+
+async def test_an_inactive_user_cannot_log_in(app: FastAPI, anonymous: httpx.AsyncClient) -> None:
+    inactive = await add_user(app, "gone@example.com", is_active=False)
+    assert (await login(anonymous, inactive.email)).status_code == 401
+
+
+async def test_failed_logins_are_limited_per_account_and_address(app: FastAPI, user: User) -> None:
+    limit = app.state.settings.login_max_failures
+
+    def client_from(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 50000))
+        return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+    async with client_from("203.0.113.7") as attacker, client_from("198.51.100.1") as owner:
+        for _ in range(limit):
+            assert (await login(attacker, user.email, "guess guess guess")).status_code == 401
+        locked = await login(attacker, user.email)  # even the right password, for now
+        assert locked.status_code == 429
+        assert int(locked.headers["retry-after"]) > 0
+        assert locked.headers["content-type"] == "application/problem+json"
+        # The account is not locked for everyone: its owner elsewhere still gets in.
+        assert (await login(owner, user.email)).status_code == 200
+
+
+def test_the_limiter_forgets_failures_after_the_window() -> None:
+    now = [1000.0]
+    limiter = InMemoryFailureLimiter(max_failures=2, window_seconds=60, clock=lambda: now[0])
+    limiter.record_failure("k")
+    now[0] += 30
+    limiter.record_failure("k")
+    assert limiter.retry_after("k") == 30  # until the first failure leaves the window
+    now[0] += 30
+    assert limiter.retry_after("k") is None
+    limiter.record_failure("k")
+    limiter.reset("k")
+    assert limiter.retry_after("k") is None
+
+
+# --- refresh token rotation --------------------------------------------------------------
+
+
+async def test_refresh_rotates_and_a_replayed_token_ends_the_session(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    first = await tokens(anonymous, user.email)
+    rotated = await anonymous.post(
+        f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    assert rotated.status_code == 200
+    second = rotated.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert (await anonymous.get(ME, headers=bearer(second["access_token"]))).status_code == 200
+
+    # Someone replays the spent token: refused, and the whole family is revoked...
+    replay = await anonymous.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    # ...so the legitimate, unspent successor is dead too.
+    after = await anonymous.post(f"{AUTH}/refresh", json={"refresh_token": second["refresh_token"]})
+    assert after.status_code == 401
+
+
+async def test_other_sessions_survive_a_replay_in_one(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    laptop = await tokens(anonymous, user.email)
+    phone = await tokens(anonymous, user.email)
+    spent = laptop["refresh_token"]
+    await anonymous.post(f"{AUTH}/refresh", json={"refresh_token": spent})
+    await anonymous.post(f"{AUTH}/refresh", json={"refresh_token": spent})  # replay
+    still = await anonymous.post(f"{AUTH}/refresh", json={"refresh_token": phone["refresh_token"]})
+    assert still.status_code == 200
+
+
+async def test_logout_revokes_the_refresh_token(anonymous: httpx.AsyncClient, user: User) -> None:
+    pair = await tokens(anonymous, user.email)
+    body = {"refresh_token": pair["refresh_token"]}
+    assert (await anonymous.post(f"{AUTH}/logout", json=body)).status_code == 204
+    assert (await anonymous.post(f"{AUTH}/refresh", json=body)).status_code == 401
+
+
+async def test_an_inactive_user_cannot_refresh(
+    app: FastAPI, anonymous: httpx.AsyncClient, user: User
+) -> None:
+    pair = await tokens(anonymous, user.email)
+    async with app.state.sessionmaker() as session:
+        (await session.get(User, user.id)).is_active = False
+        await session.commit()
+    body = {"refresh_token": pair["refresh_token"]}
+    assert (await anonymous.post(f"{AUTH}/refresh", json=body)).status_code == 401
+    assert (await anonymous.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
+
+
+# --- attacks: every one of these is a 401 ------------------------------------------------
+
+
+async def test_no_token_is_a_401_that_says_how_to_authenticate(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    response = await anonymous.get(ME)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def forged_tokens(user: User, pair: dict[str, Any]) -> dict[str, str]:
+    return {
+        "malformed": "not.a.jwt",
+        "garbage": "x" * 50,
+        "alg none": jwt.encode(valid_claims(user), None, algorithm="none"),
+        "another key": signed(valid_claims(user), key="another-secret-key-that-is-long-enough-0"),
+        "expired": signed(valid_claims(user, exp=datetime.now(UTC) - timedelta(seconds=1))),
+        "wrong audience": signed(valid_claims(user, aud="another-service")),
+        "wrong issuer": signed(valid_claims(user, iss="https://evil.example.com")),
+        "no expiry": signed(valid_claims(user, exp=None)),
+        "no jti": signed(valid_claims(user, jti=None)),
+        "no type": signed(valid_claims(user, type=None)),
+        "unknown user": signed(valid_claims(user, sub=str(uuid.uuid4()))),
+        "sub not a uuid": signed(valid_claims(user, sub="admin")),
+        "HS512": signed(valid_claims(user), algorithm="HS512"),
+        "refresh as access": pair["refresh_token"],
+    }
+
+
+# HS512 with our 46-byte test key: PyJWT warns that the key is short for SHA-512.
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+async def test_forged_and_misused_access_tokens_are_refused(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    pair = await tokens(anonymous, user.email)
+    assert (await anonymous.get(ME, headers=bearer(pair["access_token"]))).status_code == 200
+    for name, token in forged_tokens(user, pair).items():
+        response = await anonymous.get(ME, headers=bearer(token))
+        assert response.status_code == 401, name
+
+
+async def test_an_access_token_is_not_a_refresh_token(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    pair = await tokens(anonymous, user.email)
+    body = {"refresh_token": pair["access_token"]}
+    assert (await anonymous.post(f"{AUTH}/refresh", json=body)).status_code == 401
+    assert (await anonymous.post(f"{AUTH}/logout", json=body)).status_code == 401
+    forged = {"refresh_token": signed(valid_claims(user, type="refresh"))}  # never issued
+    assert (await anonymous.post(f"{AUTH}/refresh", json=forged)).status_code == 401
+
+
+async def test_swagger_can_log_in_with_the_password_form(anonymous: httpx.AsyncClient) -> None:
+    schema = (await anonymous.get("/openapi.json")).json()
+    [scheme] = schema["components"]["securitySchemes"].values()
+    assert scheme["flows"]["password"]["tokenUrl"] == f"{AUTH}/token"
