@@ -72,6 +72,8 @@ def attacks(issuer: FakeIssuer) -> dict[str, str]:
         "wrong audience": issuer.token(aud="another-api"),
         "wrong issuer": issuer.token(iss="https://evil.example.com"),
         "no subject": issuer.token(sub=None),
+        "empty subject": issuer.token(sub=""),
+        "subject too long": issuer.token(sub="s" * 256),
         "no expiry": issuer.token(exp=None),
     }
 

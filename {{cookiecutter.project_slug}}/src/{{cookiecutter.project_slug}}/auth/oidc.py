@@ -32,6 +32,7 @@ ALLOWED_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+SUBJECT_MAX_LENGTH = 255  # OpenID Connect Core 1.0, section 2: `sub` is at most 255 characters
 CLOCK_SKEW_SECONDS = 30  # tolerated difference between the provider's clock and ours
 INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
 
@@ -127,6 +128,8 @@ class OIDCVerifier:
             )
         except jwt.PyJWTError:
             raise UnauthorizedError(INVALID_TOKEN) from None
+        if not 0 < len(str(claims["sub"])) <= SUBJECT_MAX_LENGTH:
+            raise UnauthorizedError(INVALID_TOKEN)
         principal = principal_from_claims(claims)
         if missing := self.required_scopes - principal.scopes:
             raise ForbiddenError(f"The token lacks the scope(s): {' '.join(sorted(missing))}.")

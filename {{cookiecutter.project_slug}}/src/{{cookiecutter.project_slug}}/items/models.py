@@ -5,6 +5,9 @@ import uuid
 from sqlalchemy import {% if cookiecutter.auth == "jwt" %}ForeignKey, {% endif %}String{% if cookiecutter.auth != "none" %}, UniqueConstraint{% endif %}
 from sqlalchemy.orm import Mapped, mapped_column
 
+{% if cookiecutter.auth == "oidc" -%}
+from {{ cookiecutter.project_slug }}.auth.oidc import SUBJECT_MAX_LENGTH
+{% endif -%}
 from {{ cookiecutter.project_slug }}.db import Base, TimestampMixin
 
 NAME_MAX_LENGTH = 100
@@ -13,7 +16,6 @@ DESCRIPTION_MAX_LENGTH = 1000
 OwnerId = uuid.UUID  # the owning user's id
 {%- elif cookiecutter.auth == "oidc" %}
 OwnerId = str  # the `sub` of the owner's tokens
-SUBJECT_MAX_LENGTH = 255  # OpenID Connect Core 1.0: `sub` is at most 255 ASCII characters
 {%- endif %}
 
 
