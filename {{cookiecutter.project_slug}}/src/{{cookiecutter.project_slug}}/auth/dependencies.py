@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
 from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMemoryFailureLimiter
 from {{ cookiecutter.project_slug }}.auth.tokens import decode_token
 from {{ cookiecutter.project_slug }}.db import SessionDep
@@ -71,6 +73,7 @@ Superuser = Annotated[User, Depends(current_superuser)]
 
 @asynccontextmanager
 async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    await to_thread.run_sync(dummy_hash)  # made now, off the loop, not by the first login
     app.state.login_limiter = InMemoryFailureLimiter(
         max_failures=settings.login_max_failures,
         window_seconds=settings.login_window_seconds,

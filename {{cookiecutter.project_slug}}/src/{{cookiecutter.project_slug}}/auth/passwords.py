@@ -1,14 +1,17 @@
-"""Password hashing: argon2id through pwdlib, off the event loop.
+"""Password hashing: argon2id through pwdlib, off the event loop, a few at a time.
 
-An argon2 hash or verify takes ~100 ms of CPU and 64 MiB by design; run inline in an
-`async def` it would stall every other request, so it runs in a worker thread.
+An argon2 hash or verify takes ~100 ms of CPU and 64 MiB by design. Run inline in an
+`async def` it would stall every other request, so it runs in a worker thread; and at most
+one per CPU runs at once, so a flood of logins queues instead of taking all the memory
+and every thread of the pool that other blocking work shares.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -16,8 +19,14 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 # composition rules; an upper bound keeps a request from buying unbounded hashing work.
 PASSWORD_MIN_LENGTH = 15
 PASSWORD_MAX_LENGTH = 128
+MAX_CONCURRENT_HASHES = os.cpu_count() or 1
 
 password_hash = PasswordHash((Argon2Hasher(),))
+
+
+@cache
+def hashing_slots() -> CapacityLimiter:
+    return CapacityLimiter(MAX_CONCURRENT_HASHES)  # made lazily: it needs a running loop
 
 
 @cache
@@ -28,9 +37,11 @@ def dummy_hash() -> str:
 
 
 async def hash_password(password: str) -> str:
-    return await to_thread.run_sync(password_hash.hash, password)
+    return await to_thread.run_sync(password_hash.hash, password, limiter=hashing_slots())
 
 
 async def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """(whether it matches, a new hash when the stored one uses outdated parameters)."""
-    return await to_thread.run_sync(password_hash.verify_and_update, password, hashed)
+    return await to_thread.run_sync(
+        password_hash.verify_and_update, password, hashed, limiter=hashing_slots()
+    )

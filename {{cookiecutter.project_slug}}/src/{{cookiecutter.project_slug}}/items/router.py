@@ -70,9 +70,13 @@ async def get_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) ->
 
 
 @router.patch("/{item_id}")
+{%- if cookiecutter.auth != "none" %}
 async def update_item(
-    item_id: uuid.UUID, data: ItemUpdate, session: SessionDep{{ caller_param }}
+    item_id: uuid.UUID, data: ItemUpdate, session: SessionDep, caller: Caller
 ) -> ItemRead:
+{%- else %}
+async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep) -> ItemRead:
+{%- endif %}
     item = await service.update_item(session, {{ caller_arg }}item_id, data)
     return ItemRead.model_validate(item)
 

@@ -52,9 +52,13 @@ async def create_item(session: AsyncSession, {{ caller_param }}data: ItemCreate)
     return item
 
 
+{% if cookiecutter.auth != "none" -%}
 async def list_items(
-    session: AsyncSession, {{ caller_param }}*, limit: int, offset: int
+    session: AsyncSession, caller: Caller, *, limit: int, offset: int
 ) -> tuple[list[Item], int]:
+{%- else -%}
+async def list_items(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Item], int]:
+{%- endif %}
 {%- if cookiecutter.auth != "none" %}
     total = await session.scalar(_visible(select(func.count(Item.id)), caller))
     query = _visible(select(Item), caller)
@@ -80,9 +84,13 @@ async def get_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUID) 
     return item
 
 
+{% if cookiecutter.auth != "none" -%}
 async def update_item(
-    session: AsyncSession, {{ caller_param }}item_id: uuid.UUID, data: ItemUpdate
+    session: AsyncSession, caller: Caller, item_id: uuid.UUID, data: ItemUpdate
 ) -> Item:
+{%- else -%}
+async def update_item(session: AsyncSession, item_id: uuid.UUID, data: ItemUpdate) -> Item:
+{%- endif %}
     item = await get_item(session, {{ caller_arg }}item_id)
     changes = data.model_dump(exclude_unset=True)
     for field, value in changes.items():
