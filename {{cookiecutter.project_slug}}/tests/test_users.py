@@ -130,3 +130,15 @@ def test_create_superuser_command(
         assert run_create_superuser(monkeypatch, url, "other@example.com", "short") == 1
         assert "password" in capsys.readouterr().err
         assert asyncio.run(superusers(url)) == ["root@example.com"]
+
+
+def test_create_superuser_says_when_the_database_is_down(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+{%- if cookiecutter.database == "sqlite" %}
+    unreachable = "sqlite+aiosqlite:////nonexistent-dir/db.sqlite"
+{%- else %}
+    unreachable = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+{%- endif %}
+    assert run_create_superuser(monkeypatch, unreachable, "root@example.com", NEW_PASSWORD) == 1
+    assert "the database is unavailable" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
-from {{ cookiecutter.project_slug }}.db import build_engine
+from {{ cookiecutter.project_slug }}.db import DATABASE_UNAVAILABLE_ERRORS, build_engine
 from {{ cookiecutter.project_slug }}.errors import ConflictError
 {% endif -%}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
@@ -102,6 +102,9 @@ def create_superuser(email: str) -> int:
         asyncio.run(_create_superuser(settings, data))
     except ConflictError as exc:
         print(f"Not created: {exc.detail}", file=sys.stderr)  # noqa: T201
+        return 1
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        print(f"Not created: the database is unavailable ({exc!r}).", file=sys.stderr)  # noqa: T201
         return 1
     print(f"Superuser {data.email} created.")  # noqa: T201
     return 0
