@@ -70,6 +70,7 @@ from jwt.algorithms import RSAAlgorithm
 ISSUER_URL = "https://issuer.test/realms/main"
 AUDIENCE = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 JWKS_URL = f"{ISSUER_URL}/protocol/openid-connect/certs"
+DISCOVERY_URL = f"{ISSUER_URL}/.well-known/openid-configuration"
 
 
 @cache
@@ -85,6 +86,7 @@ class FakeIssuer:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.requests: list[str] = []
         self.available = True
+        self.replaced: dict[str, Any] = {}  # URL -> a JSON body served instead of the real one
         self.rotate()
 
     def rotate(self) -> str:
@@ -115,7 +117,9 @@ class FakeIssuer:
         self.requests.append(str(request.url))
         if not self.available:
             return httpx.Response(503)
-        if str(request.url) == f"{ISSUER_URL}/.well-known/openid-configuration":
+        if str(request.url) in self.replaced:
+            return httpx.Response(200, json=self.replaced[str(request.url)])
+        if str(request.url) == DISCOVERY_URL:
             return httpx.Response(200, json={"issuer": ISSUER_URL, "jwks_uri": JWKS_URL})
         if str(request.url) == JWKS_URL:
             return httpx.Response(200, json=self.jwks())

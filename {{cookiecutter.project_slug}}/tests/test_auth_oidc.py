@@ -14,7 +14,14 @@ from fastapi import FastAPI
 from {{ cookiecutter.project_slug }}.auth.dependencies import require_scopes
 from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
-from tests.auth_support import AUDIENCE, ISSUER_URL, JWKS_URL, FakeIssuer, forge_hs256
+from tests.auth_support import (
+    AUDIENCE,
+    DISCOVERY_URL,
+    ISSUER_URL,
+    JWKS_URL,
+    FakeIssuer,
+    forge_hs256,
+)
 from tests.support import make_settings
 
 ME = "/api/v1/me"
@@ -92,7 +99,7 @@ async def test_keys_are_fetched_once_and_cached(
 ) -> None:
     for _ in range(3):
         assert (await client.get(ME)).status_code == 200
-    assert issuer.requests == [f"{ISSUER_URL}/.well-known/openid-configuration", JWKS_URL]
+    assert issuer.requests == [DISCOVERY_URL, JWKS_URL]
 
 
 async def test_a_rotated_key_is_fetched_once_then_unknown_kids_wait() -> None:
@@ -122,23 +129,56 @@ async def test_an_unreachable_provider_is_a_503_until_keys_are_cached() -> None:
     issuer.available = False
     now = [0.0]
     async with httpx.AsyncClient(transport=issuer.transport) as http:
-        check = verifier(issuer, http, jwks_cache_seconds=10, clock=lambda: now[0])
+        check = verifier(
+            issuer, http, jwks_cache_seconds=10, refetch_cooldown_seconds=30, clock=lambda: now[0]
+        )
         with pytest.raises(ServiceUnavailableError):
             await check.verify(issuer.token())
+        attempts = len(issuer.requests)
+        with pytest.raises(ServiceUnavailableError):  # at once: no new attempt in the cooldown
+            await check.verify(issuer.token())
+        assert len(issuer.requests) == attempts
+
         issuer.available = True
-        await check.verify(issuer.token())
-        # The provider goes down again after the cache went stale: known keys still work.
+        now[0] += 30
+        assert (await check.verify(issuer.token())).subject == "user-1"
+
+        # Down again once the cache is stale: the keys we have keep working, and the
+        # provider is asked again only after the cooldown.
         issuer.available = False
         now[0] += 60
         assert (await check.verify(issuer.token())).subject == "user-1"
+        attempts = len(issuer.requests)
+        assert (await check.verify(issuer.token())).subject == "user-1"
+        assert len(issuer.requests) == attempts
 
 
-async def test_a_discovery_document_for_another_issuer_is_not_trusted() -> None:
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        (DISCOVERY_URL, {"issuer": "https://evil.example.com", "jwks_uri": JWKS_URL}),
+        (DISCOVERY_URL, {"issuer": ISSUER_URL}),
+        (DISCOVERY_URL, ["not", "an", "object"]),
+        (JWKS_URL, ["not", "a", "key", "set"]),
+        (JWKS_URL, {"keys": []}),
+    ],
+)
+async def test_a_provider_that_serves_nonsense_is_not_trusted(url: str, body: object) -> None:
     issuer = FakeIssuer()
+    issuer.replaced[url] = body
     async with httpx.AsyncClient(transport=issuer.transport) as http:
-        check = OIDCVerifier("https://issuer.test/realms/other", AUDIENCE, http)
         with pytest.raises(ServiceUnavailableError):
-            await check.verify(issuer.token(iss="https://issuer.test/realms/other"))
+            await verifier(issuer, http).verify(issuer.token())
+
+
+async def test_a_single_key_may_be_used_without_a_kid(issuer: FakeIssuer) -> None:
+    token = jwt.encode(issuer.claims(), issuer.keys[issuer.current_kid], "RS256")
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        assert (await verifier(issuer, http).verify(token)).subject == "user-1"
+    issuer.rotate()
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        with pytest.raises(UnauthorizedError):  # with two keys, which one?
+            await verifier(issuer, http).verify(token)
 
 
 async def test_without_an_issuer_protected_endpoints_say_what_is_missing() -> None:

@@ -92,6 +92,7 @@ class OIDCVerifier:
         self.clock = clock
         self._keys: PyJWKSet | None = None
         self._fetched_at = float("-inf")
+        self._retry_at = float("-inf")
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -144,33 +145,45 @@ class OIDCVerifier:
 
     async def _key_set(self, *, refetch: bool) -> PyJWKSet:
         async with self._lock:
-            stale = self.clock() - self._fetched_at >= self.jwks_cache_seconds
-            if self._keys is not None and not stale and not refetch:
+            now = self.clock()
+            fresh = now - self._fetched_at < self.jwks_cache_seconds
+            if self._keys is not None and fresh and not refetch:
                 return self._keys
-            try:
-                self._keys = await self._fetch_key_set()
-                self._fetched_at = self.clock()
-            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-                if self._keys is None:
-                    logger.warning("oidc_keys_unavailable", error=repr(exc))
-                    raise ServiceUnavailableError(
-                        "The identity provider cannot be reached; retry later.",
-                        headers={"Retry-After": "5"},
-                    ) from None
-                # Keep verifying with the keys we have while the provider is down.
-                logger.warning("oidc_keys_refresh_failed", error=repr(exc))
-            return self._keys
+            # After a failed fetch, wait a cooldown before the next one: while the provider
+            # is down, requests must not queue behind one timeout after another.
+            if now >= self._retry_at:
+                try:
+                    self._keys = await self._fetch_key_set()
+                    self._fetched_at = now
+                except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+                    self._retry_at = now + self.refetch_cooldown_seconds
+                    logger.warning(
+                        "oidc_keys_fetch_failed", error=repr(exc), cached=self._keys is not None
+                    )
+            if self._keys is None:
+                raise ServiceUnavailableError(
+                    "The identity provider cannot be reached; retry later.",
+                    headers={"Retry-After": str(int(self.refetch_cooldown_seconds) or 1)},
+                )
+            return self._keys  # while the provider is down, the keys we have keep working
 
     async def _fetch_key_set(self) -> PyJWKSet:
         discovery_url = f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
         response = await self.http.get(discovery_url)
         response.raise_for_status()
         discovery = response.json()
-        if discovery.get("issuer") != self.issuer or not discovery.get("jwks_uri"):
+        if (
+            not isinstance(discovery, dict)
+            or discovery.get("issuer") != self.issuer
+            or not isinstance(discovery.get("jwks_uri"), str)
+        ):
             raise ValueError(f"{discovery_url} does not describe {self.issuer}")
         response = await self.http.get(discovery["jwks_uri"])
         response.raise_for_status()
-        return PyJWKSet.from_dict(response.json())
+        jwks = response.json()
+        if not isinstance(jwks, dict):
+            raise ValueError(f"{discovery['jwks_uri']} is not a JSON Web Key Set")
+        return PyJWKSet.from_dict(jwks)
 
 
 def _find(keys: PyJWKSet, kid: object) -> PyJWK | None:
