@@ -129,6 +129,14 @@ async def test_wrong_password_and_unknown_email_look_the_same(
     assert comparable(wrong) == comparable(unknown)
 
 
+@pytest.mark.parametrize("username", ["a\x00@example.com", "a@example.com\n"])
+async def test_a_username_with_control_characters_is_422(
+    anonymous: httpx.AsyncClient, username: str
+) -> None:
+    response = await login(anonymous, username)
+    assert response.status_code == 422, response.text
+
+
 async def test_an_unknown_email_is_verified_against_the_dummy_hash(
     anonymous: httpx.AsyncClient, user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:

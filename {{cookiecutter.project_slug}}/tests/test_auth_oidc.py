@@ -81,6 +81,8 @@ def attacks(issuer: FakeIssuer) -> dict[str, str]:
         "no subject": issuer.token(sub=None),
         "empty subject": issuer.token(sub=""),
         "subject too long": issuer.token(sub="s" * 256),
+        "subject with a NUL": issuer.token(sub="user\x00"),
+        "subject with a newline": issuer.token(sub="user\n1"),
         "no expiry": issuer.token(exp=None),
     }
 

@@ -13,6 +13,7 @@ and HS256 forged with the public key (algorithm confusion) are refused.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ ALLOWED_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
-SUBJECT_MAX_LENGTH = 255  # OpenID Connect Core 1.0, section 2: `sub` is at most 255 characters
+# OpenID Connect Core 1.0, section 2: `sub` is at most 255 ASCII characters. Control
+# characters are refused too: the subject is stored, and PostgreSQL refuses NUL.
+SUBJECT_MAX_LENGTH = 255
+PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 CLOCK_SKEW_SECONDS = 30  # tolerated difference between the provider's clock and ours
 INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
 
@@ -129,7 +133,8 @@ class OIDCVerifier:
             )
         except jwt.PyJWTError:
             raise UnauthorizedError(INVALID_TOKEN) from None
-        if not 0 < len(str(claims["sub"])) <= SUBJECT_MAX_LENGTH:
+        subject = str(claims["sub"])
+        if len(subject) > SUBJECT_MAX_LENGTH or not PRINTABLE_ASCII.fullmatch(subject):
             raise UnauthorizedError(INVALID_TOKEN)
         principal = principal_from_claims(claims)
         if missing := self.required_scopes - principal.scopes:

@@ -31,7 +31,11 @@ async def register(data: UserCreate, session: SessionDep, settings: AppSettings)
 @router.post("/token")
 async def login(
     *,
-    username: Annotated[str, Form(max_length=EMAIL_MAX_LENGTH, description="The email")],
+    # No control characters: no account has them, and PostgreSQL refuses NUL (a 500).
+    username: Annotated[
+        str,
+        Form(max_length=EMAIL_MAX_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$", description="The email"),
+    ],
     password: Annotated[str, Form(max_length=PASSWORD_MAX_LENGTH)],
     session: SessionDep,
     settings: AppSettings,
