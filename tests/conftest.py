@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,22 @@ def project_files(root: Path) -> set[str]:
         for path in root.rglob("*")
         if path.is_file() and not IGNORED_PARTS & set(path.relative_to(root).parts)
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_files_kept_in_pytest_basetemp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point this run's temporary files (ours and every tool's) into pytest's own temp
+    directory, which pytest rotates: cookiecutter writes each hook to a temp file that it
+    never deletes, two per bake, and the harness bakes dozens of times per run."""
+    directory = str(tmp_path_factory.mktemp("tmp"))
+    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = directory
+    yield
+    tempfile.tempdir = saved_tempdir
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
 
 
 @dataclass(frozen=True)
