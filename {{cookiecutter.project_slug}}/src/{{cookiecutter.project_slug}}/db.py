@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import DateTime, MetaData, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -30,7 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
-from {{ cookiecutter.project_slug }}.errors import problem_response
+from {{ cookiecutter.project_slug }}.errors import ConflictError, problem_response
 from {{ cookiecutter.project_slug }}.health import add_readiness_check
 from {{ cookiecutter.project_slug }}.settings import Settings
 
@@ -148,6 +148,24 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": commit/rollback run before the response is sent, not after.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+# Query parameters of every list endpoint. The offset is bounded so that a huge one is a
+# 422, not a database integer overflow.
+MAX_PAGE_SIZE = 100
+MAX_OFFSET = 2**31 - 1
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+async def flush_or_conflict(session: AsyncSession, conflict: str) -> None:
+    """Flush now, so that a unique constraint violated by the pending changes is a 409
+    (with `conflict` as its detail) here, not a failed commit later."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise ConflictError(conflict) from None
+
 
 # Errors that mean "the database did not answer", as opposed to a bug in a query.
 DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (

@@ -1,23 +1,21 @@
 from __future__ import annotations
 
 import uuid
+{%- if cookiecutter.auth != "none" %}
 from typing import Annotated
+{%- endif %}
 
-from fastapi import APIRouter, {% if cookiecutter.auth != "none" %}Depends, {% endif %}Query, status
+from fastapi import APIRouter, {% if cookiecutter.auth != "none" %}Depends, {% endif %}status
 
 {% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentUser
 {% elif cookiecutter.auth == "oidc" -%}
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal
 {% endif -%}
-from {{ cookiecutter.project_slug }}.db import SessionDep
+from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.items import service
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemPage, ItemRead, ItemUpdate
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
-
-MAX_PAGE_SIZE = 100
-# Bounded so a huge offset is a 422, not a database integer overflow.
-MAX_OFFSET = 2**31 - 1
 
 router = APIRouter(prefix=f"{API_PREFIX}/items", tags=["items"])
 {%- if cookiecutter.auth == "jwt" %}
@@ -52,8 +50,8 @@ async def list_items(
 {%- if cookiecutter.auth != "none" %}
     caller: Caller,
 {%- endif %}
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> ItemPage:
     items, total = await service.list_items(session, {{ caller_arg }}limit=limit, offset=offset)
     return ItemPage(

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 {%- endif %}
 
 from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.errors import ConflictError, NotFoundError
+from {{ cookiecutter.project_slug }}.db import flush_or_conflict
+from {{ cookiecutter.project_slug }}.errors import NotFoundError
 from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
 {%- if cookiecutter.auth != "none" %}
@@ -30,13 +30,8 @@ def _visible[*Columns](query: Select[*Columns], caller: Caller) -> Select[*Colum
 {%- endif %}
 
 
-async def _flush_unique_name(session: AsyncSession, name: str) -> None:
-    """Flush now so a duplicate name becomes a 409 here, not a failed commit later."""
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise ConflictError(f"An item named {name!r} already exists.") from None
+def _name_taken(name: str) -> str:
+    return f"An item named {name!r} already exists."
 {%- set caller_param = "caller: Caller, " if cookiecutter.auth != "none" else "" %}
 {%- set caller_arg = "caller, " if cookiecutter.auth != "none" else "" %}
 
@@ -48,7 +43,7 @@ async def create_item(session: AsyncSession, {{ caller_param }}data: ItemCreate)
     item = Item(name=data.name, description=data.description)
 {%- endif %}
     session.add(item)
-    await _flush_unique_name(session, data.name)
+    await flush_or_conflict(session, _name_taken(data.name))
     return item
 
 
@@ -96,7 +91,7 @@ async def update_item(session: AsyncSession, item_id: uuid.UUID, data: ItemUpdat
     for field, value in changes.items():
         setattr(item, field, value)
     if changes:
-        await _flush_unique_name(session, item.name)
+        await flush_or_conflict(session, _name_taken(item.name))
         await session.refresh(item)
     return item
 

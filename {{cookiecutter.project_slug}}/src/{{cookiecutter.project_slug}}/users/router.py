@@ -1,20 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from {{ cookiecutter.project_slug }}.auth import service as auth
 from {{ cookiecutter.project_slug }}.auth.dependencies import ClientAddress, CurrentUser, Limiter, Superuser
 from {{ cookiecutter.project_slug }}.auth.rate_limit import refuse_while_locked
-from {{ cookiecutter.project_slug }}.db import SessionDep
+from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service
 from {{ cookiecutter.project_slug }}.users.schemas import UserPage, UserRead, UserUpdate
-
-MAX_PAGE_SIZE = 100
-MAX_OFFSET = 2**31 - 1
 
 router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"])
 
@@ -53,8 +48,8 @@ async def update_me(
 async def list_users(
     _superuser: Superuser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> UserPage:
     users, total = await service.list_users(session, limit=limit, offset=offset)
     return UserPage(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.auth.passwords import hash_password
-from {{ cookiecutter.project_slug }}.errors import ConflictError
+from {{ cookiecutter.project_slug }}.db import flush_or_conflict
 from {{ cookiecutter.project_slug }}.users.models import User
 
 
@@ -15,12 +14,8 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.lower()))
 
 
-async def _flush_unique_email(session: AsyncSession, email: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise ConflictError(f"An account for {email} already exists.") from None
+def _email_taken(email: str) -> str:
+    return f"An account for {email} already exists."
 
 
 async def create_user(
@@ -32,13 +27,13 @@ async def create_user(
         is_superuser=is_superuser,
     )
     session.add(user)
-    await _flush_unique_email(session, user.email)
+    await flush_or_conflict(session, _email_taken(user.email))
     return user
 
 
 async def change_email(session: AsyncSession, user: User, email: str) -> None:
     user.email = email.lower()
-    await _flush_unique_email(session, user.email)
+    await flush_or_conflict(session, _email_taken(user.email))
 
 
 async def change_password(session: AsyncSession, user: User, password: str) -> None:
