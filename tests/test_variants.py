@@ -314,7 +314,7 @@ def sign_in_with_a_password(client: httpx.Client) -> dict[str, str]:
     first = client.post("/api/v1/auth/token", data=form)
     assert first.status_code == 200, first.text
     assert client.get("/api/v1/users/me").status_code == 401
-    headers = {"Authorization": f"Bearer {first.json()['access_token']}"}
+    headers = bearer(first.json()["access_token"])
     me = client.get("/api/v1/users/me", headers=headers)
     assert me.status_code == 200
     assert me.json()["email"] == account["email"]
