@@ -150,7 +150,11 @@ class FakeIssuer:
         return jwt.encode(self.claims(**changes), key, "RS256", headers=headers)
 
     def bearer(self, **changes: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(**changes)}"}
+        return bearer(self.token(**changes))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _b64(data: bytes) -> str:

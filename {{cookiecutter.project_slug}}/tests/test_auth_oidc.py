@@ -20,15 +20,12 @@ from tests.auth_support import (
     ISSUER_URL,
     JWKS_URL,
     FakeIssuer,
+    bearer,
     forge_hs256,
 )
 from tests.support import make_settings
 
 ME = "/api/v1/me"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def verifier(issuer: FakeIssuer, http: httpx.AsyncClient, **options: Any) -> OIDCVerifier:
