@@ -43,7 +43,6 @@ def generate(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
         (["project_name=", "project_slug=billing"], "project_name"),
         (["author_email=nope"], "author_email"),
         (["kubernetes=true", "docker=false"], "kubernetes"),
-        (["auth=jwt", "database=none"], "auth"),
     ],
 )
 def test_the_hook_stops_with_an_error_line_and_leaves_nothing(
