@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from functools import cache
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,25 +23,27 @@ def hashed_test_password() -> str:
     return password_hash.hash(TEST_PASSWORD)  # once per run: argon2 is slow on purpose
 
 
+def make_user(email: str, *, is_superuser: bool = False, is_active: bool = True) -> User:
+    """A user whose password is TEST_PASSWORD, not yet added to any session."""
+    return User(
+        id=uuid.uuid4(),
+        email=email,
+        hashed_password=hashed_test_password(),
+        is_superuser=is_superuser,
+        is_active=is_active,
+    )
+
+
 async def add_user(
     app: FastAPI, email: str, *, is_superuser: bool = False, is_active: bool = True
 ) -> User:
-    """A user whose password is TEST_PASSWORD, committed (inside the test's transaction)."""
+    """`make_user`, committed (inside the test's transaction)."""
     sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
     async with sessionmaker() as session:
-        user = User(
-            email=email,
-            hashed_password=hashed_test_password(),
-            is_superuser=is_superuser,
-            is_active=is_active,
-        )
+        user = make_user(email, is_superuser=is_superuser, is_active=is_active)
         session.add(user)
         await session.commit()
         return user
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def access_headers(settings: Settings, user_id: uuid.UUID) -> dict[str, str]:
@@ -153,10 +156,6 @@ class FakeIssuer:
         return bearer(self.token(**changes))
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -168,3 +167,14 @@ def forge_hs256(claims: dict[str, Any], secret: bytes, kid: str) -> str:
     signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{_b64(signature)}"
 {%- endif %}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_asks_for_a_bearer_token(response: httpx.Response) -> None:
+    """The answer to a request without credentials: a 401 problem naming the scheme to use."""
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["content-type"] == "application/problem+json"

@@ -31,21 +31,17 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-{%- if cookiecutter.auth == "jwt" %}
-from sqlalchemy.ext.asyncio import async_sessionmaker
-{%- endif %}
 
 {% if cookiecutter.auth == "oidc" -%}
 from {{ cookiecutter.project_slug }}.auth.dependencies import current_principal
 from {{ cookiecutter.project_slug }}.auth.oidc import Principal
 {% elif cookiecutter.auth == "jwt" -%}
-from {{ cookiecutter.project_slug }}.db import build_engine
+from {{ cookiecutter.project_slug }}.db import standalone_session
 {% endif -%}
 from {{ cookiecutter.project_slug }}.main import create_app
 {%- if cookiecutter.auth == "jwt" %}
 from {{ cookiecutter.project_slug }}.settings import Settings
-from {{ cookiecutter.project_slug }}.users.models import User
-from tests.auth_support import access_headers, hashed_test_password
+from tests.auth_support import access_headers, make_user
 {%- endif %}
 from tests.support import make_settings{% if cookiecutter.database != "none" %}, throwaway_database{% endif %}
 
@@ -96,20 +92,10 @@ def api() -> Api:
 
 
 async def add_superuser(settings: Settings) -> uuid.UUID:
-    engine = build_engine(settings, pooled=False)
-    user_id = uuid.uuid4()
-    try:
-        async with async_sessionmaker(engine)() as session, session.begin():
-            user = User(
-                id=user_id,
-                email="fuzz@example.com",
-                hashed_password=hashed_test_password(),
-                is_superuser=True,
-            )
-            session.add(user)
-        return user_id
-    finally:
-        await engine.dispose()
+    user = make_user("fuzz@example.com", is_superuser=True)
+    async with standalone_session(settings) as session, session.begin():
+        session.add(user)
+    return user.id
 {%- elif cookiecutter.auth == "oidc" %}
 
 

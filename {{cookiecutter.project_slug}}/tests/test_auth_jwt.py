@@ -17,7 +17,7 @@ from {{ cookiecutter.project_slug }}.auth.rate_limit import InMemoryFailureLimit
 from {{ cookiecutter.project_slug }}.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users.models import User
-from tests.auth_support import TEST_PASSWORD, add_user, bearer
+from tests.auth_support import TEST_PASSWORD, add_user, assert_asks_for_a_bearer_token, bearer
 from tests.support import TEST_SECRET_KEY
 
 AUTH = "/api/v1/auth"
@@ -250,10 +250,7 @@ async def test_an_inactive_user_cannot_refresh(
 async def test_no_token_is_a_401_that_says_how_to_authenticate(
     anonymous: httpx.AsyncClient,
 ) -> None:
-    response = await anonymous.get(ME)
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"
-    assert response.headers["content-type"] == "application/problem+json"
+    assert_asks_for_a_bearer_token(await anonymous.get(ME))
 
 
 def forged_tokens(user: User, pair: dict[str, Any]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from tests.auth_support import (
     ISSUER_URL,
     JWKS_URL,
     FakeIssuer,
+    assert_asks_for_a_bearer_token,
     bearer,
     forge_hs256,
 )
@@ -28,7 +29,7 @@ from tests.support import make_settings
 ME = "/api/v1/me"
 
 
-def verifier(issuer: FakeIssuer, http: httpx.AsyncClient, **options: Any) -> OIDCVerifier:
+def verifier(http: httpx.AsyncClient, **options: Any) -> OIDCVerifier:
     return OIDCVerifier(ISSUER_URL, AUDIENCE, http, **options)
 
 
@@ -53,10 +54,7 @@ async def test_scopes_and_roles_are_read_from_the_usual_claims(
 async def test_no_token_is_a_401_that_says_how_to_authenticate(
     anonymous: httpx.AsyncClient,
 ) -> None:
-    response = await anonymous.get(ME)
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"
-    assert response.headers["content-type"] == "application/problem+json"
+    assert_asks_for_a_bearer_token(await anonymous.get(ME))
 
 
 def attacks(issuer: FakeIssuer) -> dict[str, str]:
@@ -105,7 +103,7 @@ async def test_a_rotated_key_is_fetched_once_then_unknown_kids_wait() -> None:
     issuer = FakeIssuer()
     now = [0.0]
     async with httpx.AsyncClient(transport=issuer.transport) as http:
-        check = verifier(issuer, http, refetch_cooldown_seconds=30, clock=lambda: now[0])
+        check = verifier(http, refetch_cooldown_seconds=30, clock=lambda: now[0])
         await check.verify(issuer.token())
         now[0] += 60
         issuer.rotate()
@@ -129,7 +127,7 @@ async def test_an_unreachable_provider_is_a_503_until_keys_are_cached() -> None:
     now = [0.0]
     async with httpx.AsyncClient(transport=issuer.transport) as http:
         check = verifier(
-            issuer, http, jwks_cache_seconds=10, refetch_cooldown_seconds=30, clock=lambda: now[0]
+            http, jwks_cache_seconds=10, refetch_cooldown_seconds=30, clock=lambda: now[0]
         )
         with pytest.raises(ServiceUnavailableError):
             await check.verify(issuer.token())
@@ -167,17 +165,17 @@ async def test_a_provider_that_serves_nonsense_is_not_trusted(url: str, body: ob
     issuer.replaced[url] = body
     async with httpx.AsyncClient(transport=issuer.transport) as http:
         with pytest.raises(ServiceUnavailableError):
-            await verifier(issuer, http).verify(issuer.token())
+            await verifier(http).verify(issuer.token())
 
 
 async def test_a_single_key_may_be_used_without_a_kid(issuer: FakeIssuer) -> None:
     token = jwt.encode(issuer.claims(), issuer.keys[issuer.current_kid], "RS256")
     async with httpx.AsyncClient(transport=issuer.transport) as http:
-        assert (await verifier(issuer, http).verify(token)).subject == "user-1"
+        assert (await verifier(http).verify(token)).subject == "user-1"
     issuer.rotate()
     async with httpx.AsyncClient(transport=issuer.transport) as http:
         with pytest.raises(UnauthorizedError):  # with two keys, which one?
-            await verifier(issuer, http).verify(token)
+            await verifier(http).verify(token)
 
 
 async def test_without_an_issuer_protected_endpoints_say_what_is_missing() -> None:
@@ -189,7 +187,7 @@ async def test_without_an_issuer_protected_endpoints_say_what_is_missing() -> No
 
 async def test_required_scopes_are_enforced(issuer: FakeIssuer) -> None:
     async with httpx.AsyncClient(transport=issuer.transport) as http:
-        check = verifier(issuer, http, required_scopes=["items:write"])
+        check = verifier(http, required_scopes=["items:write"])
         with pytest.raises(ForbiddenError, match="items:write"):
             await check.verify(issuer.token())
         assert await check.verify(issuer.token(scope="items:write"))

@@ -10,10 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.project_slug }} import cli
-from {{ cookiecutter.project_slug }}.db import build_engine
+from {{ cookiecutter.project_slug }}.db import standalone_session
 from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 from {{ cookiecutter.project_slug }}.users.models import User
 from tests.auth_support import TEST_PASSWORD, access_headers, add_user
@@ -106,14 +105,9 @@ def run_create_superuser(
 
 
 async def superusers(database_url: str) -> list[str]:
-    engine = build_engine(make_settings(database_url=database_url), pooled=False)
-    try:
-        sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(engine)
-        async with sessionmaker() as session:
-            query = select(User.email).where(User.is_superuser)
-            return list((await session.scalars(query)).all())
-    finally:
-        await engine.dispose()
+    async with standalone_session(make_settings(database_url=database_url)) as session:
+        query = select(User.email).where(User.is_superuser)
+        return list((await session.scalars(query)).all())
 
 
 def test_create_superuser_command(

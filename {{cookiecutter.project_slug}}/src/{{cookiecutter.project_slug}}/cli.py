@@ -21,11 +21,10 @@ from types import FrameType
 import uvicorn
 {%- if cookiecutter.auth == "jwt" %}
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
-from {{ cookiecutter.project_slug }}.db import DATABASE_UNAVAILABLE_ERRORS, build_engine
+from {{ cookiecutter.project_slug }}.db import DATABASE_UNAVAILABLE_ERRORS, standalone_session
 from {{ cookiecutter.project_slug }}.errors import ConflictError
 {% endif -%}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
@@ -82,12 +81,8 @@ def read_password() -> str:
 
 
 async def _create_superuser(settings: Settings, data: UserCreate) -> None:
-    engine = build_engine(settings, pooled=False)
-    try:
-        async with async_sessionmaker(engine)() as session, session.begin():
-            await users.create_user(session, data.email, data.password, is_superuser=True)
-    finally:
-        await engine.dispose()
+    async with standalone_session(settings) as session, session.begin():
+        await users.create_user(session, data.email, data.password, is_superuser=True)
 
 
 def create_superuser(email: str) -> int:

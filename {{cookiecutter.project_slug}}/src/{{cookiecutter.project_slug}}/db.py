@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import DateTime, MetaData, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}text
+from sqlalchemy import DateTime, MetaData, Select, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}func, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -133,6 +133,20 @@ async def database_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[N
         yield
     finally:
         await engine.dispose()
+{%- if cookiecutter.auth == "jwt" %}
+
+
+@asynccontextmanager
+async def standalone_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session outside the application (a command, a script), on an engine of its own that
+    is closed afterwards. Nothing is committed unless the caller commits."""
+    engine = build_engine(settings, pooled=False)
+    try:
+        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+{%- endif %}
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -155,6 +169,15 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 2**31 - 1
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+async def fetch_page[Row](
+    session: AsyncSession, query: Select[Row], *, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """One page of `query`'s rows (in the order it sets) and how many rows it has in all."""
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    return list(rows.all()), total or 0
 
 
 async def flush_or_conflict(session: AsyncSession, conflict: str) -> None:

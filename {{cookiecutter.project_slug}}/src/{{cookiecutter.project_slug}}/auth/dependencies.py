@@ -93,8 +93,8 @@ import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal
-from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal, check_scopes
+from {{ cookiecutter.project_slug }}.errors import UnauthorizedError
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 # auto_error=False: a missing token is our own 401 problem, not FastAPI's plain error.
@@ -125,8 +125,7 @@ def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
     needed = frozenset(scopes)
 
     async def check(principal: CurrentPrincipal) -> Principal:
-        if missing := needed - principal.scopes:
-            raise ForbiddenError(f"The token lacks the scope(s): {' '.join(sorted(missing))}.")
+        check_scopes(principal, needed)
         return principal
 
     return check

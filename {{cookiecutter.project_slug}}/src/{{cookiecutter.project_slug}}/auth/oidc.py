@@ -75,6 +75,12 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     )
 
 
+def check_scopes(principal: Principal, needed: frozenset[str]) -> None:
+    """403, naming what is missing, unless the principal's token grants every scope needed."""
+    if missing := needed - principal.scopes:
+        raise ForbiddenError(f"The token lacks the scope(s): {' '.join(sorted(missing))}.")
+
+
 class OIDCVerifier:
     def __init__(
         self,
@@ -137,8 +143,7 @@ class OIDCVerifier:
         if len(subject) > SUBJECT_MAX_LENGTH or not PRINTABLE_ASCII.fullmatch(subject):
             raise UnauthorizedError(INVALID_TOKEN)
         principal = principal_from_claims(claims)
-        if missing := self.required_scopes - principal.scopes:
-            raise ForbiddenError(f"The token lacks the scope(s): {' '.join(sorted(missing))}.")
+        check_scopes(principal, self.required_scopes)
         return principal
 
     async def _signing_key(self, kid: object) -> PyJWK | None:

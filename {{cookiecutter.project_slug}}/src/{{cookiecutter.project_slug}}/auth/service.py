@@ -18,7 +18,7 @@ from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash, verify_pa
 from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import TokenPair
 from {{ cookiecutter.project_slug }}.auth.tokens import decode_token, encode_token, lifetime
-from {{ cookiecutter.project_slug }}.errors import UnauthorizedError
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.models import User
@@ -62,6 +62,19 @@ async def authenticate(
     return user
 
 
+async def confirm_password(
+    limiter: FailureLimiter, user: User, password: str, *, client_address: str
+) -> None:
+    """403 unless `password` is the signed-in `user`'s own, as account changes require;
+    wrong guesses are limited like logins, per user and client address."""
+    key = f"password-check:{user.id}:{client_address}"
+    refuse_while_locked(limiter, key)
+    if not await check_password(user, password):
+        limiter.record_failure(key)
+        raise ForbiddenError("The current password is incorrect.")
+    limiter.reset(key)
+
+
 async def issue_tokens(
     session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
 ) -> TokenPair:
@@ -91,12 +104,20 @@ async def issue_tokens(
     )
 
 
-async def rotate(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
-    """Spend `refresh_token` and issue the next pair of its family."""
+async def _issued_record(
+    session: AsyncSession, settings: Settings, refresh_token: str
+) -> RefreshToken:
+    """The stored record of a valid refresh token that this service issued; 401 otherwise."""
     claims = decode_token(settings, refresh_token, "refresh")
     record = await session.get(RefreshToken, claims.token_id)
     if record is None or record.user_id != claims.subject:
         raise UnauthorizedError()
+    return record
+
+
+async def rotate(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
+    """Spend `refresh_token` and issue the next pair of its family."""
+    record = await _issued_record(session, settings, refresh_token)
     # Spend it atomically: of two concurrent requests with one token, exactly one wins.
     spent = await session.execute(
         update(RefreshToken)
@@ -139,8 +160,5 @@ async def revoke_all(session: AsyncSession, user_id: uuid.UUID) -> None:
 
 async def logout(session: AsyncSession, settings: Settings, refresh_token: str) -> None:
     """Revoke the session (token family) that `refresh_token` belongs to."""
-    claims = decode_token(settings, refresh_token, "refresh")
-    record = await session.get(RefreshToken, claims.token_id)
-    if record is None or record.user_id != claims.subject:
-        raise UnauthorizedError()
+    record = await _issued_record(session, settings, refresh_token)
     await revoke_family(session, record.family_id)

@@ -7,10 +7,10 @@ import uuid
 from dataclasses import dataclass
 {%- endif %}
 
-from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}func, select
+from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.db import flush_or_conflict
+from {{ cookiecutter.project_slug }}.db import fetch_page, flush_or_conflict
 from {{ cookiecutter.project_slug }}.errors import NotFoundError
 from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
@@ -25,7 +25,7 @@ class Caller:
     sees_all: bool = False
 
 
-def _visible[*Columns](query: Select[*Columns], caller: Caller) -> Select[*Columns]:
+def _visible(query: Select[Item], caller: Caller) -> Select[Item]:
     return query if caller.sees_all else query.where(Item.owner_id == caller.owner_id)
 {%- endif %}
 
@@ -54,17 +54,13 @@ async def list_items(
 {%- else -%}
 async def list_items(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Item], int]:
 {%- endif %}
-{%- if cookiecutter.auth != "none" %}
-    total = await session.scalar(_visible(select(func.count(Item.id)), caller))
-    query = _visible(select(Item), caller)
-{%- else %}
-    total = await session.scalar(select(func.count(Item.id)))
-    query = select(Item)
-{%- endif %}
     # Newest first, with the id as a tie-breaker so pages never overlap or skip.
-    query = query.order_by(Item.created_at.desc(), Item.id).limit(limit).offset(offset)
-    items = (await session.scalars(query)).all()
-    return list(items), total or 0
+    query = select(Item).order_by(Item.created_at.desc(), Item.id)
+{%- if cookiecutter.auth != "none" %}
+    return await fetch_page(session, _visible(query, caller), limit=limit, offset=offset)
+{%- else %}
+    return await fetch_page(session, query, limit=limit, offset=offset)
+{%- endif %}
 
 
 async def get_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUID) -> Item:

@@ -4,9 +4,7 @@ from fastapi import APIRouter
 
 from {{ cookiecutter.project_slug }}.auth import service as auth
 from {{ cookiecutter.project_slug }}.auth.dependencies import ClientAddress, CurrentUser, Limiter, Superuser
-from {{ cookiecutter.project_slug }}.auth.rate_limit import refuse_while_locked
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
-from {{ cookiecutter.project_slug }}.errors import ForbiddenError
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service
 from {{ cookiecutter.project_slug }}.users.schemas import UserPage, UserRead, UserUpdate
@@ -29,12 +27,7 @@ async def update_me(
 ) -> UserRead:
     """Change one's email or password; `current_password` must be right. A new password
     ends every other session (all refresh tokens are revoked)."""
-    key = f"password-check:{user.id}:{address}"
-    refuse_while_locked(limiter, key)
-    if not await auth.check_password(user, data.current_password):
-        limiter.record_failure(key)
-        raise ForbiddenError("The current password is incorrect.")
-    limiter.reset(key)
+    await auth.confirm_password(limiter, user, data.current_password, client_address=address)
     if data.email is not None:
         await service.change_email(session, user, data.email)
     if data.password is not None:

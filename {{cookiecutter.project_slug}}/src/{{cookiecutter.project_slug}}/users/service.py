@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.auth.passwords import hash_password
-from {{ cookiecutter.project_slug }}.db import flush_or_conflict
+from {{ cookiecutter.project_slug }}.db import fetch_page, flush_or_conflict
 from {{ cookiecutter.project_slug }}.users.models import User
 
 
@@ -42,6 +42,5 @@ async def change_password(session: AsyncSession, user: User, password: str) -> N
 
 
 async def list_users(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[User], int]:
-    total = await session.scalar(select(func.count()).select_from(User))
-    query = select(User).order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)
-    return list((await session.scalars(query)).all()), total or 0
+    query = select(User).order_by(User.created_at.desc(), User.id)
+    return await fetch_page(session, query, limit=limit, offset=offset)
