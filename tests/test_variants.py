@@ -213,19 +213,29 @@ def wait_until_live(base_url: str, process: subprocess.Popen[bytes], log: Path) 
 
 
 def post_slowly(port: int, path: str, body: bytes, headers: dict[str, str]) -> socket.socket:
-    """Start a request whose body is not finished yet: it is in flight until `finish`."""
+    """Start a request and return once the application waits for its body, which `finish`
+    sends. `Expect: 100-continue` makes the server say when the application first reads the
+    body: only then is the request surely in flight (a SIGTERM that reaches the server
+    before it has parsed the headers rightly closes the connection as idle)."""
     connection = socket.create_connection(("127.0.0.1", port), timeout=15)
     extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"{extra}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+        "Connection: close\r\n\r\n"
     ).encode()
-    connection.sendall(head + body[:4])
+    connection.sendall(head)
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        chunk = connection.recv(1)
+        assert chunk, f"the server closed the connection after {interim!r}"
+        interim += chunk
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
     return connection
 
 
-def finish(connection: socket.socket, rest: bytes) -> str:
-    connection.sendall(rest)
+def finish(connection: socket.socket, body: bytes) -> str:
+    connection.sendall(body)
     chunks = []
     while chunk := connection.recv(65536):
         chunks.append(chunk)
@@ -277,9 +287,9 @@ def test_production_process_serves_and_stops_cleanly(
                 in_flight = exercise(base_url, port, context, provider)
                 process.send_signal(signal.SIGTERM)
                 if in_flight is not None:
-                    connection, rest = in_flight
+                    connection, body = in_flight
                     time.sleep(0.5)  # the server is draining now
-                    response = finish(connection, rest)
+                    response = finish(connection, body)
                     assert response.startswith("HTTP/1.1 201"), response[:300]
                 assert process.wait(timeout=10) == 0
             finally:
@@ -376,7 +386,7 @@ def exercise(
         assert fetched.status_code == 200
         assert fetched.json()["name"] == "harness item"
     body = json.dumps({"name": "sent during shutdown"}).encode()
-    return post_slowly(port, "/api/v1/items", body, headers), body[4:]
+    return post_slowly(port, "/api/v1/items", body, headers), body
 
 
 # --- Docker, CI and Kubernetes files, checked statically -----------------------------
