@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import functools
+import glob
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -10,17 +13,126 @@ from pathlib import Path
 
 import pytest
 
+from tests.template import COOKIECUTTER_JSON
 from tests.variants import Variant
 
 # The local PostgreSQL server (trust auth) that PostgreSQL variants run against.
 POSTGRES_SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 IGNORED_PARTS = {".venv", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+PYTHON_VERSIONS: tuple[str, ...] = tuple(COOKIECUTTER_JSON["python_version"])
+# Each baked project's interpreter, by version: found once per process (pytest_configure).
+INTERPRETERS: dict[str, str] = {}
 
 
-def tool_env(**extra: str) -> dict[str, str]:
-    """The environment for tools run inside a baked project: its own venv, never ours."""
-    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+def clean_env() -> dict[str, str]:
+    """Our environment without a selection that would leak into baked projects: our own
+    venv, and pyenv's (its shims export PYENV_VERSION to their children, which makes
+    `python3.13` fail in every directory)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key != "VIRTUAL_ENV" and not (key.startswith("PYENV_") and key != "PYENV_ROOT")
+    }
+
+
+@functools.cache
+def uv_binary() -> str:
+    """The real uv (uv sets UV for the commands it runs), never pyenv's shim of it: in a
+    baked project the shim would look uv up under that project's Python version."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if found and "shims" in Path(found).parts and shutil.which("pyenv"):
+        which = subprocess.run(
+            ["pyenv", "which", "uv"], capture_output=True, text=True, check=False
+        )
+        found = which.stdout.strip() or found
+    return found or "uv"
+
+
+def _real_interpreter(candidate: str, version: str) -> str | None:
+    """The interpreter's own path if it runs and is `version` (a pyenv shim resolves to the
+    real one or fails), else None."""
+    probe = "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"
+    try:
+        completed = subprocess.run(
+            [candidate, "-c", probe],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError:
+        return None
+    lines = completed.stdout.split()
+    if completed.returncode != 0 or len(lines) != 2 or lines[1] != version:
+        return None
+    return None if "shims" in Path(lines[0]).parts else lines[0]
+
+
+def _pyenv_root() -> str | None:
+    if not shutil.which("pyenv"):
+        return None
+    completed = subprocess.run(
+        ["pyenv", "root"], env=clean_env(), capture_output=True, text=True, check=False
+    )
+    return completed.stdout.strip() or None
+
+
+def find_interpreter(version: str) -> str | None:
+    """An installed Python `version`, never downloaded: uv's discovery, then pyenv's
+    installations, then `python<version>` on PATH outside pyenv's shims."""
+    candidates: list[str] = []
+    found = subprocess.run(
+        [uv_binary(), "python", "find", "--system", "--no-project", version],
+        env={**clean_env(), "UV_PYTHON_DOWNLOADS": "never"},
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode == 0:
+        candidates.append(found.stdout.strip())
+    if root := _pyenv_root():
+        installed = glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", "python3"))
+        candidates += sorted(installed, key=_version_key, reverse=True)
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if directory and "shims" not in Path(directory).parts:
+            candidates.append(os.path.join(directory, f"python{version}"))
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK) and (real := _real_interpreter(candidate, version)):
+            return real
+    return None
+
+
+def _version_key(path: str) -> list[int]:
+    """A pyenv installation's version as numbers (3.13.10 sorts after 3.13.9)."""
+    return [int(part) for part in Path(path).parents[1].name.split(".") if part.isdigit()]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Find each Python the template offers before anything is baked; stop with one line
+    saying how to install a missing one."""
+    for version in PYTHON_VERSIONS:
+        interpreter = find_interpreter(version)
+        if interpreter is None:
+            raise pytest.UsageError(
+                f"Python {version} is not installed, and every variant on it needs it: "
+                f"install it (`uv python install {version}` or `pyenv install {version}`), "
+                "then run the tests again."
+            )
+        INTERPRETERS[version] = interpreter
+
+
+def tool_env(project: Path | None = None, /, **extra: str) -> dict[str, str]:
+    """The environment for tools run inside a baked project: its own venv and its own
+    interpreter (the one its `.python-version` names), never ours or pyenv's selection."""
+    env = clean_env()
+    if os.path.isabs(uv := uv_binary()):
+        env["PATH"] = os.pathsep.join([os.path.dirname(uv), env.get("PATH", "")])
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    pin = project / ".python-version" if project else None
+    if pin and pin.is_file():
+        env["UV_PYTHON"] = INTERPRETERS[pin.read_text(encoding="utf-8").strip()]
     env.update(extra)
     return env
 
@@ -32,7 +144,7 @@ def run(
     completed = subprocess.run(
         list(command),
         cwd=cwd,
-        env=tool_env(**env),
+        env=tool_env(cwd, **env),
         capture_output=True,
         text=True,
         timeout=timeout,
