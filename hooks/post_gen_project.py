@@ -165,6 +165,8 @@ def next_steps(context: dict[str, Any]) -> str:
         steps.append("# set OIDC_ISSUER and OIDC_AUDIENCE in .env (your identity provider)")
     steps += [
         "make test               # lint-free, typed, tested from the first commit",
+        "git init                # unless already in one: pre-commit needs a git repository",
+        "uv run pre-commit install",
         "make dev                # http://127.0.0.1:8000/docs",
     ]
     return "\n".join(f"  {step}" for step in steps)

@@ -51,6 +51,22 @@ RESERVED_NAMES = frozenset(
 )
 
 
+def slug_problem(slug: str) -> str | None:
+    """What is wrong with a package name, and how to fix it (None when it is fine). The
+    default slug is derived to pass this (`local_extensions.package_name`)."""
+    if not SLUG_PATTERN.match(slug):
+        return (
+            f"{slug!r} is not a lowercase Python identifier. Use lowercase letters, digits "
+            "and underscores, starting with a letter, e.g. 'billing_api'."
+        )
+    if keyword.iskeyword(slug) or slug in sys.stdlib_module_names or slug in RESERVED_NAMES:
+        return (
+            f"{slug!r} would shadow the Python module of the same name. "
+            f"Choose another name, e.g. '{slug}_service'."
+        )
+    return None
+
+
 def validate(context: dict[str, Any]) -> list[str]:
     """Return one `<field>: <problem>. <fix>` message per bad answer (empty when all is well)."""
     errors: list[str] = []
@@ -58,17 +74,8 @@ def validate(context: dict[str, Any]) -> list[str]:
     if not name:
         errors.append("project_name: it is empty. Give the project a name, e.g. 'Billing API'.")
 
-    slug = str(context.get("project_slug", ""))
-    if not SLUG_PATTERN.match(slug):
-        errors.append(
-            f"project_slug: {slug!r} is not a lowercase Python identifier. Use lowercase "
-            "letters, digits and underscores, starting with a letter, e.g. 'billing_api'."
-        )
-    elif keyword.iskeyword(slug) or slug in sys.stdlib_module_names or slug in RESERVED_NAMES:
-        errors.append(
-            f"project_slug: {slug!r} would shadow the Python module of the same name. "
-            f"Choose another name, e.g. '{slug}_service'."
-        )
+    if problem := slug_problem(str(context.get("project_slug", ""))):
+        errors.append(f"project_slug: {problem}")
 
     if context.get("kubernetes") and not context.get("docker"):
         errors.append(

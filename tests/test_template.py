@@ -19,7 +19,7 @@ def readme_section(title: str) -> str:
 
 
 def quick_start_commands() -> list[str]:
-    [block] = re.findall(r"```bash\n(.*?)```", readme_section("Quick start"), flags=re.DOTALL)
+    block = re.findall(r"```bash\n(.*?)```", readme_section("Quick start"), flags=re.DOTALL)[0]
     return [line.strip() for line in block.splitlines() if line.strip()]
 
 

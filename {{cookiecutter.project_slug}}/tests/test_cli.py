@@ -8,6 +8,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+{%- if cookiecutter.auth == "jwt" %}
+from pydantic import ValidationError
+{%- endif %}
 
 from {{ cookiecutter.project_slug }} import cli
 from {{ cookiecutter.project_slug }}.settings import get_settings
@@ -45,6 +48,37 @@ def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
     assert flags["log_config"] is None
 
 
+def test_dev_runs_uvicorn_with_reload_on_the_settings_host_and_port(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOST", "127.0.0.2")
+    monkeypatch.setenv("PORT", "9124")
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["dev"]) == 0
+    finally:
+        get_settings.cache_clear()
+
+    [(app, flags)] = calls
+    assert app == "{{ cookiecutter.project_slug }}.main:app"
+    assert (flags["host"], flags["port"]) == ("127.0.0.2", 9124)
+    assert flags["reload"] is True
+    assert flags["log_config"] is None  # the reloader's lines use the app's log format
+
+
+def test_the_default_host_is_loopback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.delenv("HOST", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert get_settings().host == "127.0.0.1"
+    finally:
+        get_settings.cache_clear()
+
+
 def test_sigterm_after_the_drain_exits_with_code_zero() -> None:
     with pytest.raises(SystemExit) as raised:
         cli._exit_cleanly(signal.SIGTERM, None)
@@ -56,3 +90,34 @@ def test_an_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> No
         cli.main(["fly"])
     assert raised.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+{%- if cookiecutter.auth == "jwt" %}
+
+
+def test_on_a_terminal_the_rules_come_first_and_a_refused_password_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accepted = "a long enough passphrase"
+    # too short (twice, the same), then differing, then accepted
+    answers = iter(["short", "short", accepted, "a different one", accepted, accepted])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda _prompt: next(answers))
+
+    data = cli.ask_for_superuser("Root@Example.com")
+
+    assert (data.email, data.password) == ("root@example.com", accepted)
+    assert next(answers, None) is None  # asked until accepted, and no further
+    out, err = capsys.readouterr()
+    assert "15 to 128 characters" in out
+    assert "Refused: password:" in err
+    assert "The passwords differ. Try again." in err
+    assert "short" not in out + err  # never echoed
+
+
+def test_on_a_terminal_a_bad_email_is_refused_before_any_password_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", mock.Mock(side_effect=AssertionError("asked")))
+    with pytest.raises(ValidationError):
+        cli.ask_for_superuser("not an email")
+{%- endif %}

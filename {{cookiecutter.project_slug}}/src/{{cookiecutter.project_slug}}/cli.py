@@ -1,4 +1,5 @@
-"""Command line: `{{ cookiecutter.project_slug }} serve` runs the production server{% if cookiecutter.auth == "jwt" %};
+"""Command line: `{{ cookiecutter.project_slug }} serve` runs the production server, `{{ cookiecutter.project_slug }} dev` the
+development one{% if cookiecutter.auth == "jwt" %};
 `{{ cookiecutter.project_slug }} create-superuser --email ...` creates the first administrator{% endif %}."""
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from types import FrameType
 
 import uvicorn
 {%- if cookiecutter.auth == "jwt" %}
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
+from {{ cookiecutter.project_slug }}.auth.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from {{ cookiecutter.project_slug }}.db import DATABASE_UNAVAILABLE_ERRORS, standalone_session
 from {{ cookiecutter.project_slug }}.errors import ConflictError
 {% endif -%}
@@ -31,7 +33,7 @@ from {{ cookiecutter.project_slug }}.logging import configure_logging
 from {{ cookiecutter.project_slug }}.settings import {% if cookiecutter.auth == "jwt" %}Settings, {% endif %}get_settings
 {%- if cookiecutter.auth == "jwt" %}
 from {{ cookiecutter.project_slug }}.users import service as users
-from {{ cookiecutter.project_slug }}.users.schemas import UserCreate
+from {{ cookiecutter.project_slug }}.users.schemas import Email, UserCreate
 {%- endif %}
 
 
@@ -67,17 +69,50 @@ def serve() -> int:
     return 0
 
 
+def dev() -> int:
+    """uvicorn with reload, on the settings' HOST and PORT. Logging is configured here, in
+    the reloader process, so that its lines have the same format as the server's."""
+    settings = get_settings()
+    configure_logging(settings)
+    uvicorn.run(
+        "{{ cookiecutter.project_slug }}.main:app",
+        host=settings.host,
+        port=settings.port,
+        reload=True,
+        reload_dirs=["src"],
+        access_log=False,  # the application writes its own access line
+        log_config=None,  # keep the structlog configuration
+    )
+    return 0
+
+
 {%- if cookiecutter.auth == "jwt" %}
 
 
-def read_password() -> str:
-    """Asked twice on a terminal; otherwise the first line of stdin (for scripts)."""
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{error['loc'][0]}: {error['msg']}" for error in exc.errors())
+
+
+def ask_for_superuser(email: str) -> UserCreate:
+    """On a terminal: the password rules first, then the password twice, asked again until
+    it is accepted. Otherwise the first line of stdin, once (for scripts). Raises
+    ValidationError for an answer that cannot be asked again (the email, or stdin's line)."""
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\n")
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Password (again): ") != password:
-        raise SystemExit("The passwords differ.")
-    return password
+        return UserCreate(email=email, password=sys.stdin.readline().rstrip("\n"))
+    TypeAdapter(Email).validate_python(email)  # before asking anything
+    print(  # noqa: T201
+        f"Choose a password of {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters "
+        "(a few words make a good one). It is not shown as you type."
+    )
+    while True:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password (again): ") != password:
+            print("The passwords differ. Try again.", file=sys.stderr)  # noqa: T201
+            continue
+        try:
+            return UserCreate(email=email, password=password)
+        except ValidationError as exc:
+            print(f"Refused: {_problems(exc)}. Try again.", file=sys.stderr)  # noqa: T201
 
 
 async def _create_superuser(settings: Settings, data: UserCreate) -> None:
@@ -88,10 +123,9 @@ async def _create_superuser(settings: Settings, data: UserCreate) -> None:
 def create_superuser(email: str) -> int:
     settings = get_settings()
     try:
-        data = UserCreate(email=email, password=read_password())
+        data = ask_for_superuser(email)
     except ValidationError as exc:
-        problems = "; ".join(f"{error['loc'][0]}: {error['msg']}" for error in exc.errors())
-        print(f"Not created: {problems}", file=sys.stderr)  # noqa: T201
+        print(f"Not created: {_problems(exc)}", file=sys.stderr)  # noqa: T201
         return 1
     try:
         asyncio.run(_create_superuser(settings, data))
@@ -110,16 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.project_slug }}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the production server (settings from the environment)")
+    commands.add_parser("dev", help="run the development server with reload (HOST, PORT)")
 {%- if cookiecutter.auth == "jwt" %}
     superuser = commands.add_parser(
         "create-superuser",
-        help="create an administrator account (password asked for, or read from stdin)",
+        help="create an administrator account (password asked for until accepted, or read "
+        "from the first line of stdin)",
     )
     superuser.add_argument("--email", required=True)
 {%- endif %}
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
+    if args.command == "dev":
+        return dev()
 {%- if cookiecutter.auth == "jwt" %}
     if args.command == "create-superuser":
         return create_superuser(args.email)

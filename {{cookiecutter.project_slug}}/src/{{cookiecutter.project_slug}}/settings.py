@@ -44,8 +44,10 @@ class Settings(BaseSettings):
     # Comma-separated origins allowed to call the API from a browser; empty disables CORS.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # Serving (read by `{{ cookiecutter.project_slug }} serve`).
-    host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
+    # Serving (read by `{{ cookiecutter.project_slug }} serve` and `{{ cookiecutter.project_slug }} dev`).
+    # Loopback: a laptop's server is not reachable from the network. The container image
+    # (and Compose, Kubernetes) set HOST=0.0.0.0 to listen on every interface.
+    host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
     # Addresses whose X-Forwarded-* headers are trusted (your load balancer), comma-separated.
