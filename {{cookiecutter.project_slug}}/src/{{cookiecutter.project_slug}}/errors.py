@@ -150,14 +150,27 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, handle_problem_error)
 
 
+PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem responses an operation can return, for a route's `responses=`:
+    `@router.get("/{item_id}", responses=problems(404))`. 422 (when there is input), 400 and
+    413 (when there is a body) are added to every operation by `document_problem_responses`."""
+    return {
+        status: {"description": HTTPStatus(status).phrase, "content": PROBLEM_CONTENT}
+        for status in statuses
+    }
+
+
 def document_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
     """Make the OpenAPI document describe the error shape the API really returns.
 
-    FastAPI documents 422 with its own `HTTPValidationError`; every operation here answers
-    errors (400-599) as problem+json, so each gets that 422 and a `default` problem response.
+    Each operation lists the problems it can return (its routes' `responses=problems(...)`),
+    so a client generator knows them and an undocumented status fails the fuzz test. FastAPI
+    documents 422 with its own `HTTPValidationError`: here it is a problem, like the 400 (the
+    body cannot be parsed) and 413 (it is too large) that every operation with a body can get.
     """
-    problem_ref = {"$ref": "#/components/schemas/Problem"}
-    problem_content = {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(problem_schema.pop("$defs", {}))
@@ -168,6 +181,8 @@ def document_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in path.values():
             responses = operation.setdefault("responses", {})
             if "422" in responses:
-                responses["422"] = {"description": "Validation Error", "content": problem_content}
-            responses["default"] = {"description": "Problem", "content": problem_content}
+                responses["422"] = {"description": "Validation Error", "content": PROBLEM_CONTENT}
+            if "requestBody" in operation:
+                for status, response in problems(400, 413).items():
+                    responses[str(status)] = response
     return schema

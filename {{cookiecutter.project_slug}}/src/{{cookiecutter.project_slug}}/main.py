@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 {% if cookiecutter.auth != "none" %}
 from {{ cookiecutter.project_slug }}.auth.dependencies import auth_lifespan
 from {{ cookiecutter.project_slug }}.auth.router import router as auth_router
@@ -59,6 +60,12 @@ FEATURES: list[FeatureLifespan] = []  # none of the chosen features needs setup 
 {%- endif %}
 
 
+def operation_id(route: APIRoute) -> str:
+    """Short, stable operation ids for client generators: `items-create_item` (tag and
+    function name), not FastAPI's `create_item_api_v1_items_post`."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
@@ -78,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="{{ cookiecutter.description }}",
         version=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.readiness_checks = {}

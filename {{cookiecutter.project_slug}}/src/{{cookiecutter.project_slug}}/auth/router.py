@@ -10,16 +10,17 @@ from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, Clien
 from {{ cookiecutter.project_slug }}.auth.passwords import PASSWORD_MAX_LENGTH
 from {{ cookiecutter.project_slug }}.auth.schemas import RefreshRequest, TokenPair
 from {{ cookiecutter.project_slug }}.db import SessionDep
-from {{ cookiecutter.project_slug }}.errors import ForbiddenError
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, problems
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.models import EMAIL_MAX_LENGTH
 from {{ cookiecutter.project_slug }}.users.schemas import UserCreate, UserRead
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+# Every operation uses the database (503 while it is down).
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=problems(503))
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post("/register", status_code=status.HTTP_201_CREATED, responses=problems(403, 409))
 async def register(data: UserCreate, session: SessionDep, settings: AppSettings) -> UserRead:
     """Create an account (REGISTRATION_ENABLED=false turns this off). Note that a 409 tells
     the caller the email has an account; turn registration off if that must stay secret."""
@@ -28,20 +29,25 @@ async def register(data: UserCreate, session: SessionDep, settings: AppSettings)
     return UserRead.model_validate(await users.create_user(session, data.email, data.password))
 
 
-@router.post("/token")
+@router.post("/token", responses=problems(401, 429))
 async def login(
     *,
     # No control characters: no account has them, and PostgreSQL refuses NUL (a 500).
     username: Annotated[
         str,
-        Form(max_length=EMAIL_MAX_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$", description="The email"),
+        Form(
+            max_length=EMAIL_MAX_LENGTH,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="The email",
+            examples=["you@example.com"],
+        ),
     ],
     password: Annotated[str, Form(max_length=PASSWORD_MAX_LENGTH)],
     session: SessionDep,
     settings: AppSettings,
     limiter: Limiter,
     address: ClientAddress,
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    grant_type: Annotated[str | None, Form(pattern="^password$", examples=["password"])] = None,
 ) -> TokenPair:
     """OAuth2 password grant (a form, as Swagger UI's Authorize button sends it)."""
     user = await service.authenticate(
@@ -50,14 +56,14 @@ async def login(
     return await service.issue_tokens(session, settings, user)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=problems(401))
 async def refresh(data: RefreshRequest, session: SessionDep, settings: AppSettings) -> TokenPair:
     """Trade a refresh token for a new pair. Each refresh token works once; presenting a
     spent one again ends its whole session."""
     return await service.rotate(session, settings, data.refresh_token)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))
 async def logout(data: RefreshRequest, session: SessionDep, settings: AppSettings) -> None:
     """End the session of this refresh token. Access tokens already issued stay valid
     until they expire (ACCESS_TOKEN_MINUTES)."""
@@ -69,12 +75,14 @@ from fastapi import APIRouter
 
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal
 from {{ cookiecutter.project_slug }}.auth.schemas import PrincipalRead
+from {{ cookiecutter.project_slug }}.errors import problems
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 
 router = APIRouter(prefix=API_PREFIX, tags=["auth"])
 
 
-@router.get("/me")
+# 503: the identity provider cannot be reached and no keys are cached.
+@router.get("/me", responses=problems(401, 403, 503))
 async def read_me(principal: CurrentPrincipal) -> PrincipalRead:
     return PrincipalRead(
         subject=principal.subject,

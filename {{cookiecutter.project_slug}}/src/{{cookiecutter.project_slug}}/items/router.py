@@ -13,11 +13,19 @@ from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentUser
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal
 {% endif -%}
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
+from {{ cookiecutter.project_slug }}.errors import problems
 from {{ cookiecutter.project_slug }}.items import service
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemPage, ItemRead, ItemUpdate
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 
-router = APIRouter(prefix=f"{API_PREFIX}/items", tags=["items"])
+# Every operation uses the database (503 while it is down){% if cookiecutter.auth == "jwt" %} and needs a signed-in
+# caller (401){% elif cookiecutter.auth == "oidc" %} and needs a token (401) with the
+# required scopes (403); 503 also while the identity provider cannot be reached{% endif %}.
+router = APIRouter(
+    prefix=f"{API_PREFIX}/items",
+    tags=["items"],
+    responses=problems({% if cookiecutter.auth == "jwt" %}401, {% elif cookiecutter.auth == "oidc" %}401, 403, {% endif %}503),
+)
 {%- if cookiecutter.auth == "jwt" %}
 
 
@@ -39,7 +47,7 @@ Caller = Annotated[service.Caller, Depends(caller)]
 {%- set caller_arg = "caller, " if cookiecutter.auth != "none" else "" %}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 async def create_item(data: ItemCreate, session: SessionDep{{ caller_param }}) -> ItemRead:
     return ItemRead.model_validate(await service.create_item(session, {{ caller_arg }}data))
 
@@ -62,12 +70,12 @@ async def list_items(
     )
 
 
-@router.get("/{item_id}")
+@router.get("/{item_id}", responses=problems(404))
 async def get_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> ItemRead:
     return ItemRead.model_validate(await service.get_item(session, {{ caller_arg }}item_id))
 
 
-@router.patch("/{item_id}")
+@router.patch("/{item_id}", responses=problems(404, 409))
 {%- if cookiecutter.auth != "none" %}
 async def update_item(
     item_id: uuid.UUID, data: ItemUpdate, session: SessionDep, caller: Caller
@@ -79,6 +87,7 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep)
     return ItemRead.model_validate(item)
 
 
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+# 409: a row of another table still refers to the item.
+@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 409))
 async def delete_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> None:
     await service.delete_item(session, {{ caller_arg }}item_id)

@@ -4,18 +4,22 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from {{ cookiecutter.project_slug }}.items.models import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH
 
 # Printable text only: control characters (NUL above all) are refused by PostgreSQL or
-# corrupt logs and terminals, so they are a 422 here rather than a 500 later.
+# corrupt logs and terminals, so they are a 422 here rather than a 500 later. The examples
+# fill Swagger UI's "Try it out" (it would make up a string matching the pattern).
 ItemName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    Field(examples=["Notebook"]),
 ]
 ItemDescription = Annotated[
-    str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH, pattern=r"^[^\x00]*$")
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH, pattern=r"^[^\x00]*$"),
+    Field(examples=["A5, dotted pages"]),
 ]
 
 

@@ -5,11 +5,13 @@ from fastapi import APIRouter
 from {{ cookiecutter.project_slug }}.auth import service as auth
 from {{ cookiecutter.project_slug }}.auth.dependencies import ClientAddress, CurrentUser, Limiter, Superuser
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
+from {{ cookiecutter.project_slug }}.errors import problems
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service
 from {{ cookiecutter.project_slug }}.users.schemas import UserPage, UserRead, UserUpdate
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"])
+# Every operation needs a signed-in user (401) and the database (503 while it is down).
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=problems(401, 503))
 
 
 @router.get("/me")
@@ -17,7 +19,8 @@ async def read_me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
 
 
-@router.patch("/me")
+# 403: a wrong current password; 429: too many of them.
+@router.patch("/me", responses=problems(403, 409, 429))
 async def update_me(
     data: UserUpdate,
     user: CurrentUser,
@@ -37,7 +40,7 @@ async def update_me(
     return UserRead.model_validate(user)
 
 
-@router.get("")
+@router.get("", responses=problems(403))
 async def list_users(
     _superuser: Superuser,
     session: SessionDep,
