@@ -102,3 +102,5 @@ def test_next_steps_follow_the_choices(database: str, mentions: bool) -> None:
     steps = post_gen.next_steps(answers(database=database))
     assert ("make migrate" in steps) is mentions
     assert "make test" in steps
+    # pre-commit installs into a git repository, which a fresh project is not yet.
+    assert steps.index("git init") < steps.index("uv run pre-commit install")
