@@ -15,9 +15,19 @@ from pydantic import ValidationError
 from {{ cookiecutter.project_slug }} import cli
 from {{ cookiecutter.project_slug }}.settings import get_settings
 
+UvicornCalls = list[tuple[Any, dict[str, Any]]]
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> UvicornCalls:
+    """What `uvicorn.run` is called with; no server starts."""
+    calls: UvicornCalls = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))
+    return calls
+
 
 def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, uvicorn_calls: UvicornCalls
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PORT", "9123")
@@ -25,8 +35,6 @@ def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1")
     monkeypatch.setenv("GRACEFUL_SHUTDOWN_TIMEOUT", "7")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # anything serve creates stays here
-    calls: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))
     get_settings.cache_clear()
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -37,7 +45,7 @@ def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
         signal.signal(signal.SIGTERM, previous)
         get_settings.cache_clear()
 
-    [(app, flags)] = calls
+    [(app, flags)] = uvicorn_calls
     assert app == "{{ cookiecutter.project_slug }}.main:app"
     assert flags["port"] == 9123
     assert flags["workers"] == 3
@@ -49,20 +57,18 @@ def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
 
 
 def test_dev_runs_uvicorn_with_reload_on_the_settings_host_and_port(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, uvicorn_calls: UvicornCalls
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOST", "127.0.0.2")
     monkeypatch.setenv("PORT", "9124")
-    calls: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))
     get_settings.cache_clear()
     try:
         assert cli.main(["dev"]) == 0
     finally:
         get_settings.cache_clear()
 
-    [(app, flags)] = calls
+    [(app, flags)] = uvicorn_calls
     assert app == "{{ cookiecutter.project_slug }}.main:app"
     assert (flags["host"], flags["port"]) == ("127.0.0.2", 9124)
     assert flags["reload"] is True
