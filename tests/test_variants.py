@@ -37,7 +37,7 @@ from tests.project_files import (
     production_command,
 )
 from tests.template import PROJECT_TEMPLATE, post_gen
-from tests.variants import VARIANTS, Variant
+from tests.variants import OPTIONS, VARIANTS, Variant
 
 TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 TEXT_SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".json", ".md", ".ini", ".cfg", ".txt", ".mako"}
@@ -95,10 +95,115 @@ def test_no_template_syntax_is_left(bake: Callable[[Variant], Baked], variant: V
     assert leftovers == []
 
 
+# Which paths each choice must and must not produce, written out here rather than read from
+# the hook's FEATURES: a wrong feature map then fails. `{slug}` is the package name; a path
+# that must not exist may be a folder (nothing may be generated under it).
+Condition = tuple[tuple[str, Any], ...]
+DB_PATHS = (
+    "alembic.ini",
+    "migrations/env.py",
+    "src/{slug}/db.py",
+    "src/{slug}/items/router.py",
+    "tests/test_database.py",
+    "tests/test_items.py",
+)
+JWT_PATHS = (
+    "src/{slug}/auth/models.py",
+    "src/{slug}/auth/passwords.py",
+    "src/{slug}/auth/rate_limit.py",
+    "src/{slug}/auth/service.py",
+    "src/{slug}/auth/tokens.py",
+    "src/{slug}/users/router.py",
+    "tests/test_auth_jwt.py",
+    "tests/test_users.py",
+)
+OIDC_PATHS = ("src/{slug}/auth/oidc.py", "tests/test_auth_oidc.py")
+AUTH_PATHS = ("src/{slug}/auth/dependencies.py", "tests/auth_support.py")
+DOCKER_PATHS = (".dockerignore", "Dockerfile", "compose.yaml")
+GITHUB_PATHS = (".github/workflows/ci.yml", ".github/dependabot.yml")
+K8S_PATHS = tuple(
+    f"deploy/k8s/{name}"
+    for name in ("kustomization.yaml", "deployment.yaml", "service.yaml", "configmap.yaml")
+)
+FEATURE_MODULES = {
+    "metrics": ("src/{slug}/metrics.py", "tests/test_metrics.py"),
+    "tracing": ("src/{slug}/tracing.py", "tests/test_tracing.py"),
+    "sentry": ("src/{slug}/sentry.py", "tests/test_sentry.py"),
+}
+EXPECTED_PATHS: dict[Condition, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # condition: (must exist, must not exist)
+    (("database", "sqlite"),): (DB_PATHS, ("tests/test_database_outage.py",)),
+    (("database", "postgresql"),): ((*DB_PATHS, "tests/test_database_outage.py"), ()),
+    (("database", "none"),): ((), (*DB_PATHS, "migrations", "src/{slug}/items")),
+    (("auth", "none"),): (
+        (),
+        ("src/{slug}/auth", "src/{slug}/users", *JWT_PATHS, *OIDC_PATHS, "tests/auth_support.py"),
+    ),
+    (("auth", "jwt"),): ((*JWT_PATHS, *AUTH_PATHS), OIDC_PATHS),
+    (("auth", "oidc"),): ((*OIDC_PATHS, *AUTH_PATHS), (*JWT_PATHS, "src/{slug}/users")),
+    (("docker", True),): (DOCKER_PATHS, ()),
+    (("docker", False),): ((), DOCKER_PATHS),
+    (("ci", "github"),): (GITHUB_PATHS, (".gitlab-ci.yml",)),
+    (("ci", "gitlab"),): ((".gitlab-ci.yml",), (".github",)),
+    (("ci", "none"),): ((), (".github", ".gitlab-ci.yml")),
+    **{((option, True),): (paths, ()) for option, paths in FEATURE_MODULES.items()},
+    **{((option, False),): ((), paths) for option, paths in FEATURE_MODULES.items()},
+    (("kubernetes", False),): ((), ("deploy",)),
+    (("kubernetes", True),): (K8S_PATHS, ()),
+    (("kubernetes", True), ("database", "postgresql")): (
+        ("deploy/k8s/migrate-job.yaml", "deploy/k8s/hpa.yaml", "deploy/k8s/pdb.yaml"),
+        ("deploy/k8s/pvc.yaml",),
+    ),
+    (("kubernetes", True), ("database", "sqlite")): (
+        ("deploy/k8s/pvc.yaml",),
+        ("deploy/k8s/migrate-job.yaml", "deploy/k8s/hpa.yaml", "deploy/k8s/pdb.yaml"),
+    ),
+    (("kubernetes", True), ("database", "none")): (
+        ("deploy/k8s/hpa.yaml", "deploy/k8s/pdb.yaml"),
+        ("deploy/k8s/migrate-job.yaml", "deploy/k8s/pvc.yaml"),
+    ),
+}
+
+
+def is_under(name: str, path: str) -> bool:
+    return name == path or name.startswith(f"{path}/")
+
+
+def expected_paths(context: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(must exist, must not exist) for one variant, from EXPECTED_PATHS."""
+    must: set[str] = set()
+    must_not: set[str] = set()
+    for condition, (present, absent) in EXPECTED_PATHS.items():
+        if all(context[option] == value for option, value in condition):
+            must.update(path.format(slug=context["project_slug"]) for path in present)
+            must_not.update(path.format(slug=context["project_slug"]) for path in absent)
+    return must, must_not
+
+
+def test_every_value_of_a_pruning_option_has_expected_paths() -> None:
+    options = {option for feature in post_gen.FEATURES for option in feature.when}
+    for option in options:
+        for value in OPTIONS[option]:
+            assert ((option, value),) in EXPECTED_PATHS, (option, value)
+
+
 @pytest.mark.parametrize("variant", ALL)
-def test_file_set_matches_the_feature_map(
+def test_each_choice_generates_its_files_and_no_others(
     bake: Callable[[Variant], Baked], variant: Variant
 ) -> None:
+    generated = bake(variant).files_as_generated
+    must, must_not = expected_paths(variant.context)
+    assert must, "EXPECTED_PATHS has no row for this variant"
+    assert sorted(must - generated) == []
+    unwanted = [name for name in generated for path in must_not if is_under(name, path)]
+    assert sorted(unwanted) == []
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_every_template_file_belongs_to_the_base_or_a_chosen_feature(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    """No file appears or disappears outside FEATURES (what it declares is checked above)."""
     project = bake(variant)
     slug = variant.context["project_slug"]
     template_files = {
@@ -108,15 +213,9 @@ def test_file_set_matches_the_feature_map(
     }
     removed = post_gen.paths_to_remove(variant.context)
     expected = {
-        name
-        for name in template_files
-        if not any(name == path or name.startswith(f"{path}/") for path in removed)
+        name for name in template_files if not any(is_under(name, path) for path in removed)
     }
     assert set(project.files_as_generated) - {".env"} == expected
-    for feature in post_gen.FEATURES:
-        if feature.is_chosen(variant.context):
-            for path in post_gen.feature_paths(feature, slug):
-                assert (project.path / path).exists(), path
 
 
 @pytest.mark.parametrize("variant", ALL)
