@@ -31,7 +31,10 @@ from tests.k8s_validate import validate_manifests
 from tests.oidc_provider import running_provider
 from tests.project_files import (
     dockerfile_cmd,
+    dockerfile_final_stage,
+    github_jobs,
     github_run_commands,
+    gitlab_jobs,
     gitlab_script_commands,
     makefile_recipes,
     production_command,
@@ -40,6 +43,10 @@ from tests.template import PROJECT_TEMPLATE, post_gen
 from tests.variants import OPTIONS, VARIANTS, Variant
 
 TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+DOWNLOADERS = re.compile(r"\b(curl|wget)\b")
+# The app's health routes, as the harness calls them on the real server.
+LIVE_PATH = "/health/live"
+READY_PATH = "/health/ready"
 TEXT_SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".json", ".md", ".ini", ".cfg", ".txt", ".mako"}
 
 
@@ -304,7 +311,7 @@ def wait_until_live(base_url: str, process: subprocess.Popen[bytes], log: Path) 
         if process.poll() is not None:
             pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
-            if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
+            if httpx.get(f"{base_url}{LIVE_PATH}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.2)
@@ -465,8 +472,8 @@ def exercise(
 ) -> tuple[socket.socket, bytes] | None:
     """Talk to the running server; return a request left in flight (with a database)."""
     with httpx.Client(base_url=base_url, timeout=10) as client:
-        assert client.get("/health/live").status_code == 200
-        assert client.get("/health/ready").status_code == 200
+        assert client.get(LIVE_PATH).status_code == 200
+        assert client.get(READY_PATH).status_code == 200
         info = client.get("/api/v1/info")
         assert info.status_code == 200
         missing = client.get("/api/v1/this-does-not-exist")
@@ -500,14 +507,34 @@ def test_docker_files(bake: Callable[[Variant], Baked], variant: Variant) -> Non
         ["check-jsonschema", "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
         cwd=project.path,
     )
-    text = dockerfile.read_text()
-    users = re.findall(r"^USER (\S+)", text, flags=re.MULTILINE)
-    assert users
-    assert users[-1].split(":")[0] not in {"root", "0"}
-    assert "HEALTHCHECK" in text
+    final = dockerfile_final_stage(dockerfile)
+    users = [arguments for instruction, arguments in final if instruction == "USER"]
+    assert users, "the image runs as root"
+    assert users[-1].split(":")[0] == "10001"
+    installs = " ".join(arguments for instruction, arguments in final if instruction == "RUN")
+    assert not DOWNLOADERS.search(installs), installs
+    [healthcheck] = [arguments for instruction, arguments in final if instruction == "HEALTHCHECK"]
+    probe: list[str] = yaml.safe_load(healthcheck.split(" CMD ", 1)[1])  # exec form
+    assert probe[0] in {"python", variant.context["project_slug"]}, probe
+    assert not DOWNLOADERS.search(healthcheck), healthcheck
+    assert LIVE_PATH in healthcheck
     assert dockerfile_cmd(dockerfile) == production_command(project.path)
     ignored = (project.path / ".dockerignore").read_text().splitlines()
     assert ".env" in ignored
+
+
+@pytest.mark.parametrize("variant", variants(lambda c: c["docker"] and c["database"] != "none"))
+def test_compose_starts_the_app_after_the_migrations(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    project = bake(variant)
+    services = yaml.safe_load((project.path / "compose.yaml").read_text())["services"]
+    for name in ("app", "app-dev"):
+        migrated = {"condition": "service_completed_successfully"}
+        assert services[name]["depends_on"]["migrate"] == migrated, name
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    if variant.context["database"] == "postgresql":
+        assert services["migrate"]["depends_on"]["db"] == {"condition": "service_healthy"}
 
 
 @pytest.mark.parametrize("variant", WITH_GITHUB)
@@ -523,9 +550,28 @@ def test_github_actions(bake: Callable[[Variant], Baked], variant: Variant) -> N
         cwd=project.path,
     )
     targets = makefile_recipes(project.path / "Makefile")
-    for command in github_run_commands(workflows[0]):
+    workflow = project.path / ".github" / "workflows" / "ci.yml"
+    for command in github_run_commands(workflow):
         assert command.split()[0] == "make", command
         assert command.split()[1] in targets, command
+    jobs = github_jobs(workflow)
+    runs = {
+        name: [step["run"].strip() for step in job.get("steps", []) if "run" in step]
+        for name, job in jobs.items()
+    }
+    for command in ("make lint", "make test", "make audit"):
+        assert any(command in commands for commands in runs.values()), f"no job runs {command}"
+    [test_job] = [jobs[name] for name, commands in runs.items() if "make test" in commands]
+    postgres = [
+        service
+        for service in test_job.get("services", {}).values()
+        if str(service.get("image", "")).startswith("postgres:")
+    ]
+    if variant.context["database"] == "postgresql":
+        assert postgres, "the test job has no PostgreSQL service"
+        assert test_job["env"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
+    else:
+        assert postgres == []
 
 
 @pytest.mark.parametrize("variant", WITH_GITLAB)
@@ -541,9 +587,94 @@ def test_gitlab_ci(bake: Callable[[Variant], Baked], variant: Variant) -> None:
     commands = gitlab_script_commands(project.path / ".gitlab-ci.yml", image_jobs=("docker-image",))
     assert commands
     assert set(commands) <= recipe_lines
+    # The uv image has no make: each target's recipe is some job's whole script.
+    recipes = makefile_recipes(project.path / "Makefile")
+    jobs = gitlab_jobs(project.path / ".gitlab-ci.yml")
+    for target in ("lint", "test", "audit"):
+        assert any(job["script"] == recipes[target] for job in jobs.values()), target
+    [test_job] = [job for job in jobs.values() if job["script"] == recipes["test"]]
+    services = [
+        service["name"] if isinstance(service, dict) else service
+        for service in test_job.get("services", [])
+    ]
+    postgres = [service for service in services if service.startswith("postgres:")]
+    if variant.context["database"] == "postgresql":
+        assert postgres, "the test job has no PostgreSQL service"
+        assert test_job["variables"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
+    else:
+        assert postgres == []
 
 
 @pytest.mark.parametrize("variant", WITH_KUBERNETES)
 def test_kubernetes_manifests(bake: Callable[[Variant], Baked], variant: Variant) -> None:
     project = bake(variant)
     assert validate_manifests(project.path / "deploy" / "k8s") == []
+
+
+def kubernetes_objects(directory: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every object in the directory's YAML files, by kind."""
+    objects: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(document, dict) and "kind" in document:
+                objects.setdefault(document["kind"], []).append(document)
+    return objects
+
+
+def settings_default(project: Baked, field: str) -> Any:
+    python = str(project.path / ".venv" / "bin" / "python")
+    slug = project.variant.context["project_slug"]
+    code = f"from {slug}.settings import Settings; print(Settings.model_fields[{field!r}].default)"
+    return yaml.safe_load(run([python, "-c", code], cwd=project.path).stdout)
+
+
+@pytest.mark.parametrize("variant", WITH_KUBERNETES)
+def test_kubernetes_pods_are_locked_down_probed_and_drained(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    project = bake(variant)
+    objects = kubernetes_objects(project.path / "deploy" / "k8s")
+    [deployment] = objects["Deployment"]
+    [config] = objects["ConfigMap"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, container["name"]
+        assert security["allowPrivilegeEscalation"] is False, container["name"]
+        assert security["capabilities"]["drop"] == ["ALL"], container["name"]
+        assert {"cpu", "memory"} <= container["resources"]["requests"].keys(), container["name"]
+        assert "memory" in container["resources"]["limits"], container["name"]
+
+    [app] = [container for container in pod["containers"] if container["name"] == "app"]
+    ports = {port["name"]: port["containerPort"] for port in app["ports"]}
+    # The port the server listens on in the pod: the ConfigMap's PORT, else the image's.
+    image_env = " ".join(
+        arguments
+        for instruction, arguments in dockerfile_final_stage(project.path / "Dockerfile")
+        if instruction == "ENV"
+    )
+    image_port = re.search(r"\bPORT=(\d+)", image_env)
+    assert image_port, image_env
+    port = int(config["data"].get("PORT", image_port[1]))
+    probes = {
+        "startupProbe": LIVE_PATH,
+        "livenessProbe": LIVE_PATH,
+        "readinessProbe": READY_PATH,
+    }
+    for probe, path in probes.items():
+        assert app[probe]["httpGet"]["path"] == path, probe
+        assert ports[app[probe]["httpGet"]["port"]] == port, probe
+
+    # SIGTERM comes after the preStop pause; the drain must end before the kill.
+    drain = int(
+        config["data"].get("GRACEFUL_SHUTDOWN_TIMEOUT")
+        or settings_default(project, "graceful_shutdown_timeout")
+    )
+    pause = 0
+    if pre_stop := app.get("lifecycle", {}).get("preStop"):
+        command = pre_stop["exec"]["command"]
+        assert command[0] == "sleep", command
+        pause = int(command[1])
+    assert pod["terminationGracePeriodSeconds"] > pause + drain
