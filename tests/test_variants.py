@@ -12,12 +12,13 @@ import re
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ import yaml
 from tests import oidc_provider
 from tests.conftest import POSTGRES_SERVER_URL, Baked, run, tool_env
 from tests.k8s_validate import validate_manifests
+from tests.loopback_server import QuietHandler, serving
 from tests.oidc_provider import running_provider
+from tests.otlp_receiver import running_receiver, span_names
 from tests.project_files import (
     dockerfile_cmd,
     dockerfile_final_stage,
@@ -305,17 +308,78 @@ def free_port() -> int:
         return port
 
 
+ADDRESS_IN_USE = "address already in use"
+
+
 def wait_until_live(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    if not wait_for_start(base_url, process, log):
+        pytest.fail(f"the port was taken:\n{log.read_text()[-4000:]}")
+
+
+def wait_for_start(base_url: str, process: subprocess.Popen[bytes], log: Path) -> bool:
+    """True once this process has bound the port and answers; False if the port was taken
+    (`free_port` releases it before the server binds it: another process may get there first).
+    Until uvicorn says it runs on the port, an answer there may come from someone else."""
+    deadline = time.monotonic() + 60
+    announced = f"running on {base_url} "
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            output = log.read_text()
+            if ADDRESS_IN_USE in output:
+                return False
+            pytest.fail(f"the server exited with {process.returncode}:\n{output[-4000:]}")
+        if announced in log.read_text():
+            try:
+                if httpx.get(f"{base_url}{LIVE_PATH}", timeout=1).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+        time.sleep(0.2)
+    pytest.fail(f"the server did not answer within 60 s:\n{log.read_text()[-4000:]}")
+
+
+@contextmanager
+def production_server(
+    project: Baked, env: dict[str, str], log: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The production command on a free loopback port, live; killed if still running after.
+    Started again on another port when a parallel test took the first one."""
+    command = production_command(project.path)
+    executable = project.path / ".venv" / "bin" / command[0]
+    for _attempt in range(5):
+        port = free_port()
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(executable), *command[1:]],
+                cwd=project.path,
+                # Unbuffered: the start-up lines must reach the log while the server runs.
+                env=tool_env(**env, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1"),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         try:
-            if httpx.get(f"{base_url}{LIVE_PATH}", timeout=1).status_code == 200:
+            if wait_for_start(f"http://127.0.0.1:{port}", process, log):
+                yield process, port
                 return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail(f"the server did not answer within 30 s:\n{log.read_text()[-4000:]}")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    pytest.fail(f"no free port in five attempts:\n{log.read_text()[-4000:]}")
+
+
+def log_records(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]  # JSON, every line
+
+
+def stored_item_names(url: str, directory: Path) -> list[str]:
+    """The item names in the database at `url`, read directly (not through the service)."""
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(url.split(":///", 1)[1])) as connection:
+            return [name for (name,) in connection.execute("SELECT name FROM items")]
+    database = url.rsplit("/", 1)[1]
+    query = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tA"]
+    return run([*query, "-c", "SELECT name FROM items"], cwd=directory).stdout.splitlines()
 
 
 def post_slowly(port: int, path: str, body: bytes, headers: dict[str, str]) -> socket.socket:
@@ -355,24 +419,18 @@ def test_production_process_serves_and_stops_cleanly(
 ) -> None:
     project = bake(variant)
     context = variant.context
-    command = production_command(project.path)
-    executable = project.path / ".venv" / "bin" / command[0]
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
 
     with (
         fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
         running_provider() if context["auth"] == "oidc" else _none() as provider,
+        running_receiver() if context["tracing"] else _none() as receiver,
     ):
-        env = {
-            "ENVIRONMENT": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-        }
+        env = {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48)}
         if provider:
             env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
+        if receiver:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
         if url:
             env["DATABASE_URL"] = url
             run(
@@ -380,35 +438,101 @@ def test_production_process_serves_and_stops_cleanly(
                 cwd=project.path,
                 **env,
             )
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [str(executable), *command[1:]],
-                cwd=project.path,
-                env=tool_env(**env),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                wait_until_live(base_url, process, log)
-                in_flight = exercise(base_url, port, context, provider)
-                process.send_signal(signal.SIGTERM)
-                if in_flight is not None:
-                    connection, body = in_flight
-                    time.sleep(0.5)  # the server is draining now
-                    response = finish(connection, body)
-                    assert response.startswith("HTTP/1.1 201"), response[:300]
-                assert process.wait(timeout=10) == 0
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+        with production_server(project, env, log) as (process, port):
+            in_flight = exercise(f"http://127.0.0.1:{port}", port, context, provider)
+            process.send_signal(signal.SIGTERM)
+            if in_flight is not None:
+                connection, body = in_flight
+                time.sleep(0.5)  # the server is draining now
+                response = finish(connection, body)
+                assert response.startswith("HTTP/1.1 201"), response[:300]
+            assert process.wait(timeout=10) == 0
+        if url:
+            # The answer was 201: the item posted while draining was committed.
+            assert "sent during shutdown" in stored_item_names(url, tmp_path)
+        if receiver:
+            # Spans are exported by the real process, flushed as it stops.
+            names = span_names(receiver, project.path / ".venv" / "bin" / "python", tmp_path)
+            assert "GET /api/v1/info" in names, names
+            if url:
+                assert {name.split()[0] for name in names} & {"SELECT", "INSERT"}, names
 
-    lines = log.read_text().splitlines()
-    records = [json.loads(line) for line in lines]  # production logs are JSON, every line
-    access = [r for r in records if r.get("event") == "request"]
+    access = [r for r in log_records(log) if r.get("event") == "request"]
     assert access, "no access line"
     assert all(r["request_id"] for r in access)
     assert {"method", "path", "status", "duration_ms"} <= set(access[0])
+
+
+# Trusting X-Forwarded-For is uvicorn's work, the same in every variant: one is enough.
+DEFAULTS_ONLY = [param for param in ALL if param.id == "defaults"]
+
+
+@pytest.mark.parametrize("variant", DEFAULTS_ONLY)
+@pytest.mark.parametrize(
+    ("allowed", "client"), [("127.0.0.1", "203.0.113.7"), ("10.9.9.9", "127.0.0.1")]
+)
+def test_forwarded_for_is_believed_only_from_trusted_proxies(
+    bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path, allowed: str, client: str
+) -> None:
+    """A request from 127.0.0.1 claims to come from 203.0.113.7 on behalf of a proxy."""
+    project = bake(variant)
+    log = tmp_path / "server.log"
+    env = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "FORWARDED_ALLOW_IPS": allowed,
+    }
+    with (
+        fresh_database(variant, tmp_path) as url,
+        production_server(project, env | {"DATABASE_URL": url}, log) as (process, port),
+    ):
+        headers = {"X-Forwarded-For": "203.0.113.7"}
+        response = httpx.get(f"http://127.0.0.1:{port}/api/v1/info", headers=headers, timeout=10)
+        assert response.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    [access] = [r for r in log_records(log) if r.get("path") == "/api/v1/info"]
+    assert access["client"] == client
+
+
+@contextmanager
+def impostor_server() -> Iterator[int]:
+    """Something else on a loopback port that answers 200 to every GET; yields the port."""
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with serving(Handler) as port:
+        yield port
+
+
+@pytest.mark.parametrize("variant", DEFAULTS_ONLY)
+def test_start_up_moves_on_from_a_port_taken_meanwhile(
+    bake: Callable[[Variant], Baked],
+    variant: Variant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another test binds the port between `free_port` and the server: the harness neither
+    believes that other server's answers nor gives up, it starts again on another port."""
+    project = bake(variant)
+    env = {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48)}
+    with impostor_server() as taken, fresh_database(variant, tmp_path) as url:
+        offered = [taken]
+        unused_port = free_port
+        monkeypatch.setattr(
+            f"{__name__}.free_port", lambda: offered.pop() if offered else unused_port()
+        )
+        log = tmp_path / "server.log"
+        with production_server(project, env | {"DATABASE_URL": url}, log) as (process, port):
+            assert port != taken
+            info = httpx.get(f"http://127.0.0.1:{port}/api/v1/info", timeout=10)
+            assert info.json()["environment"] == "production"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
 
 
 @contextmanager
