@@ -312,6 +312,8 @@ ADDRESS_IN_USE = "address already in use"
 
 
 def wait_until_live(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """For a test that starts the server itself, with PYTHONUNBUFFERED=1 so its start-up
+    lines reach the log in time; `production_server` does both and retries a taken port."""
     if not wait_for_start(base_url, process, log):
         pytest.fail(f"the port was taken:\n{log.read_text()[-4000:]}")
 
