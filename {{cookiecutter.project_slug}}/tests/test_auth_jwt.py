@@ -284,6 +284,38 @@ async def test_forged_and_misused_access_tokens_are_refused(
         assert response.status_code == 401, name
 
 
+# RFC 7519: `exp` and `iat` are NumericDates, JSON numbers. Anything else, and numbers that
+# no date can hold, must be a 401 however the token is signed.
+ODD_DATES: list[object] = [
+    "9999999999",
+    "soon",
+    "",
+    True,
+    [1],
+    {"at": 1},
+    1e300,
+    -1e300,
+    10**20,
+    -(10**20),
+    float("inf"),
+    float("nan"),
+]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+async def test_odd_dates_in_a_validly_signed_token_are_401(
+    anonymous: httpx.AsyncClient, user: User, claim: str
+) -> None:
+    for value in ODD_DATES:
+        access = signed(valid_claims(user, **{claim: value}))
+        response = await anonymous.get(ME, headers=bearer(access))
+        assert response.status_code == 401, (claim, value, response.text)
+        refresh = {"refresh_token": signed(valid_claims(user, type="refresh", **{claim: value}))}
+        for path in ("refresh", "logout"):
+            response = await anonymous.post(f"{AUTH}/{path}", json=refresh)
+            assert response.status_code == 401, (claim, value, path, response.text)
+
+
 async def test_an_access_token_is_not_a_refresh_token(
     anonymous: httpx.AsyncClient, user: User
 ) -> None:
