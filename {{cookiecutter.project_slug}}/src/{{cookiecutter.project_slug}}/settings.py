@@ -64,9 +64,16 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=14, ge=1, le=365)
     registration_enabled: bool = True
-    # Failed logins allowed per account and client address within the window (per process).
+    # Failed logins allowed within LOGIN_WINDOW_SECONDS (counted per process), then 429:
+    # per account and client address, per address across accounts, per account across
+    # addresses (reaching that one locks the account for everyone until the window ends).
     login_max_failures: int = Field(default=5, ge=1)
-    login_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_max_failures_per_account: int = Field(default=30, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    # Registration attempts allowed per client address within the window (per process).
+    registration_max_per_address: int = Field(default=10, ge=1)
+    registration_window_seconds: int = Field(default=600, ge=1)
 {%- elif cookiecutter.auth == "oidc" %}
 
     # OpenID Connect provider whose access tokens are accepted.
