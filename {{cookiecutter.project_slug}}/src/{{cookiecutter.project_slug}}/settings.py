@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     oidc_required_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     oidc_jwks_cache_seconds: int = Field(default=3600, ge=0)
     oidc_http_timeout_seconds: float = Field(default=5.0, gt=0)
+    # ID tokens are refused as access tokens. Relax for providers that differ: accept
+    # `nonce`/`at_hash`/`c_hash` in access tokens, or demand RFC 9068's `typ: at+jwt`.
+    oidc_accept_id_token_markers: bool = False
+    oidc_require_at_jwt_typ: bool = False
+{%- if cookiecutter.database != "none" %}
+    # Scopes the example items routes require (empty: none): for reads, and for writes.
+    oidc_items_read_scope: str = "items:read"
+    oidc_items_write_scope: str = "items:write"
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 
@@ -151,8 +160,7 @@ class Settings(BaseSettings):
 {%- if cookiecutter.auth == "oidc" %}
         if not self.oidc_issuer or not self.oidc_audience:
             raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE must be set in production")
-        issuer = urlsplit(self.oidc_issuer)
-        if issuer.scheme != "https" and issuer.hostname not in LOOPBACK_HOSTS:
+        if not is_https_or_loopback(self.oidc_issuer):
             raise ValueError("OIDC_ISSUER must be an https:// URL in production")
 {%- endif %}
         return self
@@ -162,6 +170,16 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.environment == "production" else "console"
+
+
+{%- if cookiecutter.auth == "oidc" %}
+
+
+def is_https_or_loopback(url: str) -> bool:
+    """An https URL, or one on this machine (where plain http cannot be intercepted)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+{%- endif %}
 
 
 class ConfigurationError(SystemExit):

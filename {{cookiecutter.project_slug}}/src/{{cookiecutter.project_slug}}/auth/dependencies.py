@@ -99,8 +99,8 @@ def registration_limiter(settings: Settings) -> FailureLimiter:
         settings.registration_max_per_address, settings.registration_window_seconds
     )
 {%- else -%}
-"""What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`, and
-the lifespan that creates the token verifier."""
+"""What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`,
+`require_scope_setting`, and the lifespan that creates the token verifier."""
 
 from __future__ import annotations
 
@@ -150,9 +150,26 @@ def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+def require_scope_setting(
+    scope_of: Callable[[Settings], str],
+) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    """`require_scopes` with the scope(s) named by a setting (empty: none needed):
+
+    @router.get("", dependencies=[Depends(require_scope_setting(lambda s: s.my_read_scope))])
+    """
+
+    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
+        settings: Settings = request.app.state.settings
+        check_scopes(principal, frozenset(scope_of(settings).split()))
+        return principal
+
+    return check
+
+
 @asynccontextmanager
 async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     async with httpx.AsyncClient(timeout=settings.oidc_http_timeout_seconds) as http:
-        app.state.oidc_verifier = OIDCVerifier.from_settings(settings, http)
+        app.state.oidc_verifier = verifier = OIDCVerifier.from_settings(settings, http)
         yield
+        await verifier.aclose()
 {%- endif %}
