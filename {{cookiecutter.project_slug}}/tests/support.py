@@ -36,6 +36,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 {% endif %}
+{% if cookiecutter.auth == "oidc" and cookiecutter.database != "none" -%}
+from {{ cookiecutter.project_slug }}.auth.dependencies import current_principal
+from {{ cookiecutter.project_slug }}.auth.oidc import Principal
+{% endif -%}
 {% if cookiecutter.auth != "none" and cookiecutter.database != "none" -%}
 from {{ cookiecutter.project_slug }}.items.router import caller
 from {{ cookiecutter.project_slug }}.items.service import Caller
@@ -71,9 +75,21 @@ async def _fixed_caller() -> Caller:
     return Caller(owner_id={{ "uuid.UUID(int=1)" if cookiecutter.auth == "jwt" else '"user-1"' }})
 
 
+{%- if cookiecutter.auth == "oidc" %}
+
+
+async def _item_scopes_principal() -> Principal:
+    scopes = frozenset({"items:read", "items:write"})
+    return Principal(subject="user-1", scopes=scopes, roles=frozenset(), claims={})
+{%- endif %}
+
+
 def items_without_login(app: FastAPI) -> FastAPI:
     """For tests about the database, not about auth: /api/v1/items answers without a token."""
     app.dependency_overrides[caller] = _fixed_caller
+{%- if cookiecutter.auth == "oidc" %}
+    app.dependency_overrides[current_principal] = _item_scopes_principal  # the scope checks'
+{%- endif %}
     return app
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
