@@ -1,11 +1,12 @@
 """Error reporting to Sentry, on when SENTRY_DSN is set.
 
-Nothing secret or personal leaves the process: no personal data (`send_default_pii=False`),
-no stack frames' local variables, no request bodies. Every field named in the denylist that
-the logs use (`REDACTED_KEYS`) is scrubbed, at any depth, and what looks like a secret in
-free text (an error message, a breadcrumb: a URL's password, an argon2 hash, a JWT) is
-blanked before the event is sent. Performance traces are sampled at
-SENTRY_TRACES_SAMPLE_RATE (0 by default).
+Nothing secret or personal leaves the process. `data_collection` (the SDK's current
+option; it supersedes `send_default_pii`, `include_local_variables` and EventScrubber) turns
+off user data, cookies, request bodies, stack frames' local variables and query data. Then
+`before_send` blanks, at any depth of the event (breadcrumbs included), every field named
+in the logs' denylist (`REDACTED_KEYS`) and what looks like a secret in free text (an error
+message, a log line: a URL's password, an argon2 hash, a JWT). Performance traces are
+sampled at SENTRY_TRACES_SAMPLE_RATE (0 by default).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from importlib.metadata import version
 from typing import Any
 
 import sentry_sdk
-from sentry_sdk.scrubber import EventScrubber
 
 from {{ cookiecutter.project_slug }}.logging import REDACTED, REDACTED_KEYS, redact_text
 from {{ cookiecutter.project_slug }}.settings import Settings
@@ -38,10 +38,6 @@ def scrub_event(event: Any, _hint: Any) -> Any:
     return redact(event)
 
 
-def scrub_breadcrumb(crumb: Any, _hint: Any) -> Any:
-    return redact(crumb)
-
-
 def init_sentry(settings: Settings) -> bool:
     """Initialise the SDK for this process; returns whether reporting is on."""
     dsn = settings.sentry_dsn.get_secret_value()
@@ -51,13 +47,18 @@ def init_sentry(settings: Settings) -> bool:
         dsn=dsn,
         environment=settings.environment,
         release=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
-        send_default_pii=False,
-        include_local_variables=False,
-        max_request_body_size="never",
-        event_scrubber=EventScrubber(denylist=sorted(REDACTED_KEYS), recursive=True),
-        before_send=scrub_event,
+        data_collection={
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_bodies": [],
+            "stack_frame_variables": False,
+            "database_query_data": False,
+            "queues": False,
+            "graphql": {"document": False, "variables": False},
+            "gen_ai": {"inputs": False, "outputs": False},
+        },
+        before_send=scrub_event,  # breadcrumbs travel inside events: scrubbed here too
         before_send_transaction=scrub_event,
-        before_breadcrumb=scrub_breadcrumb,
         traces_sample_rate=settings.sentry_traces_sample_rate,
     )
     return True
