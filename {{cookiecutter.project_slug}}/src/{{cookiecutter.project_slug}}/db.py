@@ -207,31 +207,37 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     asyncio.TimeoutError,
 )
-# SQLSTATEs (or their classes) that mean "unavailable or too slow, retry later": connection
-# exceptions, insufficient resources (too many connections), operator intervention (query
-# canceled by statement_timeout, shutdown), lock not available, serialization failure and
-# deadlock (not retried here).
-UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03", "40001", "40P01")
+# Driver error codes that mean "unavailable or too slow, retry later", as opposed to a bug.
+# PostgreSQL SQLSTATEs (or their classes): connection exceptions, insufficient resources
+# (too many connections), operator intervention (query canceled by statement_timeout,
+# shutdown), lock not available, serialization failure and deadlock (not retried here).
+# SQLite result codes: busy or locked past the timeout, cannot open, I/O error, disk full.
+UNAVAILABLE_CODES = (
+    *("08", "53", "57", "55P03", "40001", "40P01"),
+    *("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL"),
+)
 
 
-def sqlstate(error: BaseException) -> str | None:
-    """The SQLSTATE of a database error raised through SQLAlchemy, when the driver gives one."""
-    code = getattr(getattr(error, "orig", None), "sqlstate", None)
+def error_code(error: BaseException) -> str | None:
+    """The driver's code for a database error raised through SQLAlchemy, if it gives one."""
+    original = getattr(error, "orig", None)
+    code = getattr(original, "sqlstate", None) or getattr(original, "sqlite_errorname", None)
     return code if isinstance(code, str) else None
 
 
 def is_database_unavailable(error: BaseException) -> bool:
-    if isinstance(error, DATABASE_UNAVAILABLE_ERRORS):
-        return True
-    code = sqlstate(error)
-    return code is not None and code.startswith(UNAVAILABLE_SQLSTATES)
+    code = error_code(error)
+    if code is not None:
+        return code.startswith(UNAVAILABLE_CODES)
+    # No code: a lost connection, a pool or driver timeout.
+    return isinstance(error, DATABASE_UNAVAILABLE_ERRORS)
 
 
 async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
     if not is_database_unavailable(exc):
         raise exc  # a bug: the request middleware answers 500 and reports it
     # The class and SQLSTATE say enough; the message could quote data.
-    logger.warning("database_unavailable", error=type(exc).__name__, sqlstate=sqlstate(exc))
+    logger.warning("database_unavailable", error=type(exc).__name__, code=error_code(exc))
     return problem_response(
         503,
         "The database is unavailable; retry later.",

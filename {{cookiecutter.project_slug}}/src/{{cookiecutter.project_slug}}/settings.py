@@ -17,7 +17,17 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 {%- endif %}
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+{%- if cookiecutter.sentry or cookiecutter.auth == "jwt" %}
+    SecretStr,
+{%- endif %}
+    ValidationError,
+    field_validator,
+{%- if cookiecutter.auth != "none" %}
+    model_validator,
+{%- endif %}
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 {% if cookiecutter.auth == "jwt" -%}
