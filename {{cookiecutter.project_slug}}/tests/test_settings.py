@@ -6,7 +6,9 @@ import secrets
 from pathlib import Path
 
 import pytest
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" %}
 from pydantic import ValidationError
+{%- endif %}
 
 from {{ cookiecutter.project_slug }}.settings import (
 {%- if cookiecutter.auth == "jwt" %}
