@@ -319,7 +319,7 @@ def test_serve_without_settings_is_production_and_refuses_the_example_key(
     with the public example key; it says why in one readable message."""
     project = bake(variant)
     command = production_command(project.path)
-    env = tool_env()
+    env = tool_env(HOST="127.0.0.1", PORT=str(free_port()))  # should it start after all
     for name in ("ENVIRONMENT", "SECRET_KEY"):
         env.pop(name, None)
     completed = subprocess.run(
@@ -328,7 +328,7 @@ def test_serve_without_settings_is_production_and_refuses_the_example_key(
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=30,
         check=False,
     )
     assert completed.returncode != 0
