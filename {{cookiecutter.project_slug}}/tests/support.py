@@ -48,8 +48,12 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 {%- if cookiecutter.auth == "oidc" %}
 from tests.auth_support import AUDIENCE, ISSUER_URL
 {%- endif %}
-
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" %}
+{# a blank line after the imports #}
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 {%- endif %}
@@ -63,8 +67,10 @@ def make_client(app: FastAPI, headers: dict[str, str] | None = None) -> httpx.As
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: `.env` is ignored so a developer's local file cannot leak in."""
-    values: dict[str, Any] = {"environment": "test", "secret_key": TEST_SECRET_KEY}
-{%- if cookiecutter.auth == "oidc" %}
+    values: dict[str, Any] = {"environment": "test"}
+{%- if cookiecutter.auth == "jwt" %}
+    values["secret_key"] = TEST_SECRET_KEY
+{%- elif cookiecutter.auth == "oidc" %}
     values |= {"oidc_issuer": ISSUER_URL, "oidc_audience": AUDIENCE}
 {%- endif %}
     return Settings(_env_file=None, **(values | overrides))
