@@ -25,7 +25,12 @@ from pydantic import TypeAdapter, ValidationError
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
-from {{ cookiecutter.project_slug }}.auth.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from {{ cookiecutter.project_slug }}.auth.passwords import (
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    WeakPasswordError,
+    check_password_strength,
+)
 from {{ cookiecutter.project_slug }}.db import DATABASE_UNAVAILABLE_ERRORS, standalone_session
 from {{ cookiecutter.project_slug }}.errors import ConflictError
 {% endif -%}
@@ -110,9 +115,14 @@ def ask_for_superuser(email: str) -> UserCreate:
             print("The passwords differ. Try again.", file=sys.stderr)  # noqa: T201
             continue
         try:
-            return UserCreate(email=email, password=password)
+            data = UserCreate(email=email, password=password)
+            asyncio.run(check_password_strength(data.password, email=data.email))
         except ValidationError as exc:
             print(f"Refused: {_problems(exc)}. Try again.", file=sys.stderr)  # noqa: T201
+        except WeakPasswordError as exc:
+            print(f"Refused: {exc.detail} Try again.", file=sys.stderr)  # noqa: T201
+        else:
+            return data
 
 
 async def _create_superuser(settings: Settings, data: UserCreate) -> None:
@@ -129,7 +139,7 @@ def create_superuser(email: str) -> int:
         return 1
     try:
         asyncio.run(_create_superuser(settings, data))
-    except ConflictError as exc:
+    except (ConflictError, WeakPasswordError) as exc:
         print(f"Not created: {exc.detail}", file=sys.stderr)  # noqa: T201
         return 1
     except DATABASE_UNAVAILABLE_ERRORS as exc:

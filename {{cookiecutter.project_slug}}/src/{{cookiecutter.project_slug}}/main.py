@@ -28,7 +28,11 @@ from {{ cookiecutter.project_slug }}.logging import configure_logging
 {%- if cookiecutter.metrics %}
 from {{ cookiecutter.project_slug }}.metrics import METRICS_PATH, install_metrics
 {%- endif %}
-from {{ cookiecutter.project_slug }}.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from {{ cookiecutter.project_slug }}.middleware import (
+    RequestContextMiddleware,
+    RequestSizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 {%- if cookiecutter.sentry %}
 from {{ cookiecutter.project_slug }}.sentry import init_sentry
 {%- endif %}
@@ -107,6 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
 {%- endif %}
     quiet_paths = (LIVE_PATH, READY_PATH{% if cookiecutter.metrics %}, METRICS_PATH{% endif %})
+    # Wraps every route, inside the access log so that a 413 has its request id and line.
+    app.add_middleware(
+        RequestSizeLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
     app.add_middleware(RequestContextMiddleware, quiet_paths=quiet_paths)
     app.add_middleware(SecurityHeadersMiddleware)
 {%- if cookiecutter.tracing %}
