@@ -103,6 +103,8 @@ async def test_a_broken_query_is_a_500_that_logs_no_parameter_values(
     assert "SELEC" in caplog.text  # the statement is logged, with its traceback
     assert secret not in caplog.text
     assert secret not in response.text
+
+
 async def _ready_and_items_then_ready_after_migrating(url: str) -> list[httpx.Response]:
     app = create_app(make_settings(database_url=url))
 {%- if cookiecutter.auth != "none" %}
