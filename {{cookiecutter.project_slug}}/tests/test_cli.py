@@ -11,6 +11,9 @@ import pytest
 
 from {{ cookiecutter.project_slug }} import cli
 from {{ cookiecutter.project_slug }}.settings import get_settings
+{%- if cookiecutter.metrics %}
+from tests.test_metrics import free_port
+{%- endif %}
 
 
 def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
@@ -21,6 +24,10 @@ def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1")
     monkeypatch.setenv("GRACEFUL_SHUTDOWN_TIMEOUT", "7")
+{%- if cookiecutter.metrics %}
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    monkeypatch.setenv("METRICS_PORT", str(free_port()))
+{%- endif %}
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # anything serve creates stays here
     calls: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))

@@ -25,7 +25,7 @@ from {{ cookiecutter.project_slug }}.items.router import router as items_router
 {%- endif %}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
 {%- if cookiecutter.metrics %}
-from {{ cookiecutter.project_slug }}.metrics import METRICS_PATH, install_metrics
+from {{ cookiecutter.project_slug }}.metrics import install_metrics
 {%- endif %}
 from {{ cookiecutter.project_slug }}.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 {%- if cookiecutter.sentry %}
@@ -73,11 +73,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await stack.enter_async_context(feature(app, settings))
             yield
 
+    # Off (404) in production unless DOCS_ENABLED says otherwise: the schema maps the attack
+    # surface for strangers.
+    docs = settings.resolved_docs_enabled
     app = FastAPI(
         title="{{ cookiecutter.project_name }}",
         description="{{ cookiecutter.description }}",
         version=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.readiness_checks = {}
@@ -98,9 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.metrics %}
     install_metrics(app)
 {%- endif %}
-    quiet_paths = (LIVE_PATH, READY_PATH{% if cookiecutter.metrics %}, METRICS_PATH{% endif %})
-    app.add_middleware(RequestContextMiddleware, quiet_paths=quiet_paths)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware, quiet_paths=(LIVE_PATH, READY_PATH))
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts_header)
 {%- if cookiecutter.tracing %}
     install_tracing(app, settings)  # outermost: the access line carries the trace id
 {%- endif %}
