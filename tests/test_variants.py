@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
 import signal
@@ -17,6 +18,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -251,7 +253,7 @@ def test_production_process_serves_and_stops_cleanly(
     context = variant.context
     command = production_command(project.path)
     executable = project.path / ".venv" / "bin" / command[0]
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
 
@@ -264,6 +266,7 @@ def test_production_process_serves_and_stops_cleanly(
             "SECRET_KEY": secrets.token_urlsafe(48),
             "HOST": "127.0.0.1",
             "PORT": str(port),
+            "METRICS_PORT": str(metrics_port),
         }
         if provider:
             env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
@@ -284,7 +287,7 @@ def test_production_process_serves_and_stops_cleanly(
             )
             try:
                 wait_until_live(base_url, process, log)
-                in_flight = exercise(base_url, port, context, provider)
+                in_flight = exercise(base_url, port, context, provider, metrics_port)
                 process.send_signal(signal.SIGTERM)
                 if in_flight is not None:
                     connection, body = in_flight
@@ -362,7 +365,11 @@ def sign_in(
 
 
 def exercise(
-    base_url: str, port: int, context: dict[str, Any], provider: oidc_provider.Provider | None
+    base_url: str,
+    port: int,
+    context: dict[str, Any],
+    provider: oidc_provider.Provider | None,
+    metrics_port: int,
 ) -> tuple[socket.socket, bytes] | None:
     """Talk to the running server; return a request left in flight (with a database)."""
     with httpx.Client(base_url=base_url, timeout=10) as client:
@@ -370,12 +377,16 @@ def exercise(
         assert client.get("/health/ready").status_code == 200
         info = client.get("/api/v1/info")
         assert info.status_code == 200
+        assert_private_in_production(client, info)
         missing = client.get("/api/v1/this-does-not-exist")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
         if context["metrics"]:
-            metrics = client.get("/metrics").text
-            assert 'http_requests_total{method="GET",route="/api/v1/info",status="200"}' in metrics
+            assert client.get("/metrics").status_code == 404  # not on the service's port
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            assert 'http_requests_total{method="GET",route="/api/v1/info",status="200"} 1.0' in (
+                scraped
+            )
         headers = sign_in(client, context, provider)
         if context["database"] == "none":
             return None
@@ -387,6 +398,114 @@ def exercise(
         assert fetched.json()["name"] == "harness item"
     body = json.dumps({"name": "sent during shutdown"}).encode()
     return post_slowly(port, "/api/v1/items", body, headers), body
+
+
+def assert_private_in_production(client: httpx.Client, info: httpx.Response) -> None:
+    """What a production process tells strangers: no docs or schema, no environment; and
+    the headers that keep browsers on HTTPS and caches away from tokens and user data."""
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect", "/openapi.json"):
+        hidden = client.get(path)
+        assert hidden.status_code == 404, path
+        assert hidden.headers["content-type"] == "application/problem+json"
+    assert set(info.json()) == {"name", "version"}
+    assert info.headers["strict-transport-security"] == "max-age=31536000"
+    assert info.headers["cache-control"] == "no-store"
+
+
+WITH_METRICS = variants(lambda c: c["metrics"])
+
+
+def worker_counts(scraped: str) -> float:
+    """The info requests counted on the metrics port (every worker's, added up)."""
+    line = 'http_requests_total{method="GET",route="/api/v1/info",status="200"} '
+    return sum(
+        float(row.removeprefix(line)) for row in scraped.splitlines() if row.startswith(line)
+    )
+
+
+def counting_pids(directory: Path) -> set[int]:
+    return {
+        int(path.stem.rsplit("_", 1)[1]) for path in directory.glob("prometheus-*/counter_*.db")
+    }
+
+
+@pytest.mark.parametrize("variant", WITH_METRICS)
+def test_metrics_add_up_every_worker(
+    bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path
+) -> None:
+    """WEB_CONCURRENCY=2: the metrics port adds up both workers' counts (each worker writes
+    to prometheus-client's multiprocess directory, under TMPDIR here), keeps a killed
+    worker's counts, and everything stops with exit 0 and leaves no directory behind."""
+    project = bake(variant)
+    context = variant.context
+    command = production_command(project.path)
+    port, metrics_port = free_port(), free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    log = tmp_path / "server.log"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+        "WEB_CONCURRENCY": "2",
+        "TMPDIR": str(scratch),
+    }
+    with (
+        fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
+        running_provider() if context["auth"] == "oidc" else _none() as provider,
+        log.open("wb") as output,
+    ):
+        if provider:
+            env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
+        if url:
+            env["DATABASE_URL"] = url
+        process = subprocess.Popen(
+            [str(project.path / ".venv" / "bin" / command[0]), *command[1:]],
+            cwd=project.path,
+            env=tool_env(**env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_live(base_url, process, log)
+            sent = 0
+            # New connections, several at a time, until both workers have answered some.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                while len(counting_pids(scratch)) < 2 and sent < 2000:
+                    statuses = list(
+                        pool.map(
+                            lambda _: httpx.get(f"{base_url}/api/v1/info").status_code, range(100)
+                        )
+                    )
+                    assert statuses == [200] * 100
+                    sent += 100
+            pids = counting_pids(scratch)
+            assert len(pids) == 2, f"one worker served all {sent} requests: {pids}"
+            scraped = httpx.get(metrics_url, timeout=10).text
+            assert worker_counts(scraped) == sent, scraped
+            assert 'http_requests_in_progress{method="GET"} 0.0' in scraped
+
+            # A killed worker: uvicorn starts another; its counts stay, its gauges go.
+            killed = min(pids)
+            os.kill(killed, signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while any(scratch.glob(f"prometheus-*/gauge_livesum_{killed}.db")):
+                assert time.monotonic() < deadline, "the dead worker's gauge stayed"
+                scraped = httpx.get(metrics_url, timeout=10).text
+                time.sleep(0.2)
+            assert worker_counts(httpx.get(metrics_url, timeout=10).text) == sent
+
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert not list(scratch.iterdir()), "the multiprocess directory was left behind"
 
 
 # --- Docker, CI and Kubernetes files, checked statically -----------------------------

@@ -72,6 +72,10 @@ def _run_uvicorn(settings: Settings) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        # With WEB_CONCURRENCY > 1 the supervisor kills a worker that has not answered its
+        # health check in time; importing the app can take longer than uvicorn's 5 s on a
+        # busy or CPU-limited host, which would kill and restart workers without end.
+        timeout_worker_healthcheck=30,
         access_log=False,  # the application writes its own access line
         log_config=None,  # keep the structlog configuration
         server_header=False,
