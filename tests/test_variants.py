@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -245,14 +245,44 @@ def finish(connection: socket.socket, body: bytes) -> str:
     return b"".join(chunks).decode("latin-1")
 
 
+def production_env(
+    port: int,
+    metrics_port: int,
+    provider: oidc_provider.Provider | None,
+    database_url: str | None,
+) -> dict[str, str]:
+    env = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+    }
+    if provider:
+        env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def start_server(project: Path, env: dict[str, str], output: IO[bytes]) -> subprocess.Popen[bytes]:
+    """The production command (`make run` without `uv run`), as the container runs it."""
+    command = production_command(project)
+    return subprocess.Popen(
+        [str(project / ".venv" / "bin" / command[0]), *command[1:]],
+        cwd=project,
+        env=tool_env(**env),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+
+
 @pytest.mark.parametrize("variant", ALL)
 def test_production_process_serves_and_stops_cleanly(
     bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path
 ) -> None:
     project = bake(variant)
     context = variant.context
-    command = production_command(project.path)
-    executable = project.path / ".venv" / "bin" / command[0]
     port, metrics_port = free_port(), free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
@@ -261,30 +291,15 @@ def test_production_process_serves_and_stops_cleanly(
         fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
         running_provider() if context["auth"] == "oidc" else _none() as provider,
     ):
-        env = {
-            "ENVIRONMENT": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "METRICS_PORT": str(metrics_port),
-        }
-        if provider:
-            env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
+        env = production_env(port, metrics_port, provider, url)
         if url:
-            env["DATABASE_URL"] = url
             run(
                 [str(project.path / ".venv/bin/alembic"), "upgrade", "head"],
                 cwd=project.path,
                 **env,
             )
         with log.open("wb") as output:
-            process = subprocess.Popen(
-                [str(executable), *command[1:]],
-                cwd=project.path,
-                env=tool_env(**env),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
+            process = start_server(project.path, env, output)
             try:
                 wait_until_live(base_url, process, log)
                 in_flight = exercise(base_url, port, context, provider, metrics_port)
@@ -438,38 +453,20 @@ def test_metrics_add_up_every_worker(
     worker's counts, and everything stops with exit 0 and leaves no directory behind."""
     project = bake(variant)
     context = variant.context
-    command = production_command(project.path)
     port, metrics_port = free_port(), free_port()
     base_url = f"http://127.0.0.1:{port}"
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     log = tmp_path / "server.log"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "METRICS_PORT": str(metrics_port),
-        "WEB_CONCURRENCY": "2",
-        "TMPDIR": str(scratch),
-    }
     with (
         fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
         running_provider() if context["auth"] == "oidc" else _none() as provider,
         log.open("wb") as output,
     ):
-        if provider:
-            env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
-        if url:
-            env["DATABASE_URL"] = url
-        process = subprocess.Popen(
-            [str(project.path / ".venv" / "bin" / command[0]), *command[1:]],
-            cwd=project.path,
-            env=tool_env(**env),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+        env = production_env(port, metrics_port, provider, url)
+        env |= {"WEB_CONCURRENCY": "2", "TMPDIR": str(scratch)}
+        process = start_server(project.path, env, output)
         try:
             wait_until_live(base_url, process, log)
             sent = 0
@@ -528,6 +525,29 @@ def test_docker_files(bake: Callable[[Variant], Baked], variant: Variant) -> Non
     assert dockerfile_cmd(dockerfile) == production_command(project.path)
     ignored = (project.path / ".dockerignore").read_text().splitlines()
     assert ".env" in ignored
+
+
+# Published on every interface: the service itself (and nothing else) may be.
+PUBLIC_COMPOSE_PORTS = {"8000:8000"}
+
+
+@pytest.mark.parametrize("variant", WITH_DOCKER)
+def test_compose_keeps_the_database_private_and_the_app_in_production(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    project = bake(variant)
+    services = yaml.safe_load((project.path / "compose.yaml").read_text())["services"]
+    for name, service in services.items():
+        for published in map(str, service.get("ports", [])):
+            assert published in PUBLIC_COMPOSE_PORTS or published.startswith("127.0.0.1:"), (
+                name,
+                published,
+            )
+    # `environment` beats `env_file` (.env says development): the app runs in production.
+    assert services["app"]["environment"]["ENVIRONMENT"] == "production"
+    assert services["app-dev"]["environment"]["ENVIRONMENT"] == "development"
+    if variant.context["database"] == "postgresql":
+        assert services["db"]["ports"] == ["127.0.0.1:5432:5432"]
 
 
 @pytest.mark.parametrize("variant", WITH_GITHUB)
