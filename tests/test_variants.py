@@ -587,3 +587,39 @@ def test_gitlab_ci(bake: Callable[[Variant], Baked], variant: Variant) -> None:
 def test_kubernetes_manifests(bake: Callable[[Variant], Baked], variant: Variant) -> None:
     project = bake(variant)
     assert validate_manifests(project.path / "deploy" / "k8s") == []
+
+
+def k8s_document(directory: Path, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((directory / name).read_text())
+    return document
+
+
+@pytest.mark.parametrize("variant", WITH_KUBERNETES)
+def test_kubernetes_admits_only_the_ingress_and_the_scraper(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    k8s = bake(variant).path / "deploy" / "k8s"
+    assert "networkpolicy.yaml" in k8s_document(k8s, "kustomization.yaml")["resources"]
+    policy = k8s_document(k8s, "networkpolicy.yaml")["spec"]
+    pod = k8s_document(k8s, "deployment.yaml")["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    [container] = pod["spec"]["containers"]
+    container_ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    admitted = []
+    for rule in policy["ingress"]:
+        assert rule["from"], rule  # never from everywhere
+        assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"]), rule
+        admitted += [port["port"] for port in rule["ports"]]
+    expected = ["http", "metrics"] if variant.context["metrics"] else ["http"]
+    assert admitted == expected
+    assert set(admitted) <= container_ports.keys()
+
+    settings = k8s_document(k8s, "configmap.yaml")["data"]
+    assert "*" not in settings["FORWARDED_ALLOW_IPS"]
+    if variant.context["metrics"]:
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == settings["METRICS_PORT"]
+        assert int(settings["METRICS_PORT"]) == container_ports["metrics"]
+        service_ports = k8s_document(k8s, "service.yaml")["spec"]["ports"]
+        assert [port["targetPort"] for port in service_ports] == ["http"]  # metrics stay inside
