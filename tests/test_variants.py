@@ -145,6 +145,7 @@ def test_env_file_holds_a_fresh_secret(bake: Callable[[Variant], Baked], variant
     assert len(env["SECRET_KEY"]) >= 43  # >= 32 random bytes, base64url
     assert env["SECRET_KEY"] not in (project.path / ".env.example").read_text()
     assert ".env" in (project.path / ".gitignore").read_text().splitlines()
+    assert (project.path / ".env").stat().st_mode & 0o777 == 0o600
 
 
 # --- the project's own tools ---------------------------------------------------------
