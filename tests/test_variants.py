@@ -148,6 +148,30 @@ def test_env_file_holds_a_fresh_secret(bake: Callable[[Variant], Baked], variant
     assert (project.path / ".env").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize("variant", ALL)
+def test_readme_says_what_is_secure_and_what_to_set(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    project = bake(variant)
+    context = variant.context
+    readme = (project.path / "README.md").read_text()
+    security = readme.split("\n## Security\n", 1)[1].split("\n## ", 1)[0]
+    expected = ["no-store", "FORWARDED_ALLOW_IPS", "CORS_ORIGINS", "HSTS_MAX_AGE_SECONDS"]
+    expected += {"jwt": ["argon2id", "SECRET_KEY"], "oidc": ["OIDC_ISSUER"], "none": []}[
+        context["auth"]
+    ]
+    if context["database"] == "postgresql":
+        expected.append("DATABASE_URL")
+    if context["metrics"]:
+        expected.append("METRICS_PORT")
+    assert [name for name in expected if name not in security] == []
+    open_api = context["auth"] == "none" and context["database"] != "none"
+    assert ("The items API is open to anyone" in readme) is open_api
+    settings = (project.path / ".env.example").read_text()
+    for name in ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]:
+        assert f"{name}=" in settings, name
+
+
 # --- the project's own tools ---------------------------------------------------------
 
 
