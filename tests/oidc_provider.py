@@ -4,16 +4,16 @@ it serves the discovery document and its JWKS over HTTP, and signs tokens."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from tests.loopback_server import QuietHandler, serving
 
 KID = "harness-key"
 AUDIENCE = "harness-api"
@@ -44,7 +44,7 @@ class Provider:
 def running_provider() -> Iterator[Provider]:
     documents: dict[str, dict[str, Any]] = {}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             body = documents.get(self.path)
             payload = json.dumps(body).encode()
@@ -54,16 +54,7 @@ def running_provider() -> Iterator[Provider]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep the test output clean
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    provider = Provider(f"http://127.0.0.1:{server.server_address[1]}")
-    documents.update(provider.documents())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as port:
+        provider = Provider(f"http://127.0.0.1:{port}")
+        documents.update(provider.documents())
         yield provider
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -64,3 +64,40 @@ def dockerfile_cmd(dockerfile: Path) -> list[str]:
     ]
     parsed: list[str] = yaml.safe_load(cmd)  # exec form is a JSON array
     return parsed
+
+
+def dockerfile_instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        pending += line.rstrip().removesuffix("\\") + " "
+        if not line.rstrip().endswith("\\"):
+            instruction, _, arguments = pending.strip().partition(" ")
+            instructions.append((instruction.upper(), " ".join(arguments.split())))
+            pending = ""
+    return instructions
+
+
+def dockerfile_final_stage(dockerfile: Path) -> list[tuple[str, str]]:
+    """The instructions after the last FROM: what the shipped image is made of."""
+    instructions = dockerfile_instructions(dockerfile)
+    last_from = max(i for i, (instruction, _) in enumerate(instructions) if instruction == "FROM")
+    return instructions[last_from:]
+
+
+def github_jobs(workflow: Path) -> dict[str, dict[str, Any]]:
+    document: dict[str, Any] = yaml.safe_load(workflow.read_text(encoding="utf-8"))
+    jobs: dict[str, dict[str, Any]] = document["jobs"]
+    return jobs
+
+
+def gitlab_jobs(ci_file: Path) -> dict[str, dict[str, Any]]:
+    document: dict[str, Any] = yaml.safe_load(ci_file.read_text(encoding="utf-8"))
+    return {
+        name: job
+        for name, job in document.items()
+        if isinstance(job, dict) and not name.startswith(".") and "script" in job
+    }

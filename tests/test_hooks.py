@@ -45,7 +45,11 @@ def test_the_defaults_are_valid() -> None:
 def test_each_rule_names_the_field_and_the_fix(changes: dict[str, Any], field: str) -> None:
     [message] = pre_gen.validate(answers(**changes))
     assert message.startswith(f"{field}: ")
-    assert message.count(".") >= 2  # what is wrong. how to fix it.
+    # "field: what is wrong. How to fix it." (the fix may give an example, "e.g. ...").
+    problem, _, fix = message.removeprefix(f"{field}: ").partition(". ")
+    assert problem, message
+    assert fix[:1].isupper(), message
+    assert fix.endswith("."), message
 
 
 def test_valid_slugs_pass() -> None:

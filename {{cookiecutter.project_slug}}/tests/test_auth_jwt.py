@@ -98,10 +98,13 @@ async def test_an_email_has_one_account_whatever_its_case(
         {"email": "a@example.com", "password": "a long enough passphrase", "is_superuser": True},
     ],
 )
-async def test_bad_registrations_are_422(anonymous: httpx.AsyncClient, payload: object) -> None:
+async def test_bad_registrations_are_422(
+    anonymous: httpx.AsyncClient, payload: dict[str, Any]
+) -> None:
     response = await anonymous.post(f"{AUTH}/register", json=payload)
     assert response.status_code == 422
-    assert "passphrase" not in response.text  # the password is not echoed back
+    password = payload.get("password")
+    assert password is None or password not in response.text  # not echoed back
 
 
 async def test_registration_can_be_turned_off(

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi import FastAPI
 
 from {{ cookiecutter.project_slug }}.auth.dependencies import require_scopes
 from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.auth_support import (
     AUDIENCE,
     DISCOVERY_URL,
@@ -190,7 +190,8 @@ async def test_required_scopes_are_enforced(issuer: FakeIssuer) -> None:
         check = verifier(http, required_scopes=["items:write"])
         with pytest.raises(ForbiddenError, match="items:write"):
             await check.verify(issuer.token())
-        assert await check.verify(issuer.token(scope="items:write"))
+        principal = await check.verify(issuer.token(scope="items:write"))
+        assert (principal.subject, principal.scopes) == ("user-1", frozenset({"items:write"}))
 
 
 async def test_require_scopes_guards_one_endpoint() -> None:
@@ -233,8 +234,11 @@ def test_required_scopes_setting_accepts_commas_or_spaces() -> None:
     assert make_settings(oidc_required_scopes="a, b c").oidc_required_scopes == ["a", "b", "c"]
 
 
-async def test_the_fixture_app_verifies_through_the_fake_provider(
-    app: FastAPI, issuer: FakeIssuer
+async def test_keys_come_from_the_configured_issuer_on_the_first_token(
+    settings: Settings, anonymous: httpx.AsyncClient, issuer: FakeIssuer
 ) -> None:
-    assert app.state.oidc_verifier.issuer == ISSUER_URL
-    assert issuer.requests == []  # keys are fetched lazily, on the first token
+    assert (await anonymous.get("/api/v1/info")).status_code == 200
+    assert issuer.requests == []  # nothing fetched before a token needs verifying
+    assert (await anonymous.get(ME, headers=issuer.bearer())).status_code == 200
+    discovery = f"{settings.oidc_issuer}/.well-known/openid-configuration"
+    assert issuer.requests[0] == discovery

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from {{ cookiecutter.project_slug }} import health
 from {{ cookiecutter.project_slug }}.health import add_readiness_check
 
 
@@ -34,6 +39,23 @@ async def test_ready_is_503_problem_when_a_dependency_fails(
     assert response.headers["content-type"] == "application/problem+json"
     assert "cache" in response.json()["detail"]
     assert "no route" not in response.text  # the cause is logged, not shown
+
+
+async def test_ready_is_503_when_a_check_hangs_past_its_timeout(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "READINESS_TIMEOUT_SECONDS", 0.2)
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()  # a dependency that never answers
+
+    add_readiness_check(app, "search", hangs)
+    started = time.monotonic()
+    async with asyncio.timeout(10):  # without the service's own timeout: fail here, not hang
+        response = await client.get("/health/ready")
+    assert time.monotonic() - started < 2
+    assert response.status_code == 503
+    assert "search" in response.json()["detail"]
 
 
 async def test_health_stays_out_of_the_schema(client: httpx.AsyncClient) -> None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 {%- if cookiecutter.auth != "none" %}
 from collections.abc import AsyncIterator
 {%- endif %}
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -111,11 +113,15 @@ async def test_pagination_bounds_are_enforced(
 
 async def test_patch_changes_only_the_fields_sent(client: httpx.AsyncClient) -> None:
     created = await create(client, "drill", description="cordless")
+    before = datetime.fromisoformat(created["updated_at"])
+    await asyncio.sleep(0.01)
+    assert datetime.now(UTC) > before  # the clock has moved on: a new timestamp is later
     response = await client.patch(f"{ITEMS}/{created['id']}", json={"description": None})
     assert response.status_code == 200
     body = response.json()
     assert (body["name"], body["description"]) == ("drill", None)
-    assert body["updated_at"] >= created["updated_at"]
+    assert datetime.fromisoformat(body["updated_at"]) > before
+    assert body["created_at"] == created["created_at"]
 
     response = await client.patch(f"{ITEMS}/{created['id']}", json={"name": "hammer drill"})
     assert response.json()["name"] == "hammer drill"
