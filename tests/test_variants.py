@@ -569,7 +569,8 @@ def test_start_up_moves_on_from_a_port_taken_meanwhile(
         with production_server(project, env | {"DATABASE_URL": url}, log) as (process, port):
             assert port != taken
             info = httpx.get(f"http://127.0.0.1:{port}/api/v1/info", timeout=10)
-            assert info.json()["environment"] == "production"
+            assert info.json()["name"] == "my-service"
+            assert "strict-transport-security" in info.headers  # the production service
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
 
