@@ -190,7 +190,10 @@ def main() -> int:
     print(f"\nCreated {context['project_name']} in ./{context['project_slug']}\n")
     print("Next steps:")
     print(next_steps(context))
-    print("\n.env holds a fresh SECRET_KEY and is git-ignored; never commit it.\n")
+    if any(f"\n{key}=" in f"\n{env_example}" for key in SECRET_SETTINGS):
+        print("\n.env holds a fresh SECRET_KEY and is git-ignored; never commit it.\n")
+    else:
+        print("\n.env holds your local settings and is git-ignored; never commit it.\n")
     return 0
 
 

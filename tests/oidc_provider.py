@@ -36,7 +36,14 @@ class Provider:
 
     def token(self, subject: str) -> str:
         now = int(time.time())
-        claims = {"iss": self.issuer, "aud": AUDIENCE, "sub": subject, "iat": now, "exp": now + 300}
+        claims = {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": subject,
+            "iat": now,
+            "exp": now + 300,
+            "scope": "openid items:read items:write",  # what the items routes require
+        }
         return jwt.encode(claims, self.key, "RS256", headers={"kid": KID})
 
 

@@ -107,7 +107,12 @@ def test_a_replay_reproduces_the_answers(tmp_path: Path) -> None:
     first = cookiecutter(
         str(TEMPLATE_DIR),
         no_input=True,
-        extra_context={"project_name": "Ledger", "database": "postgresql", "ci": "gitlab"},
+        extra_context={
+            "project_name": "Ledger",
+            "database": "postgresql",
+            "auth": "jwt",  # the option with a secret in .env
+            "ci": "gitlab",
+        },
         output_dir=str(tmp_path / "first"),
         config_file=str(config),
     )

@@ -257,8 +257,14 @@ def test_env_file_holds_a_fresh_secret(bake: Callable[[Variant], Baked], variant
         for line in (project.path / ".env").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
-    assert len(env["SECRET_KEY"]) >= 43  # >= 32 random bytes, base64url
-    assert env["SECRET_KEY"] not in (project.path / ".env.example").read_text()
+    example = (project.path / ".env.example").read_text()
+    if variant.context["auth"] == "jwt":
+        assert len(env["SECRET_KEY"]) >= 43  # >= 32 random bytes, base64url
+        assert env["SECRET_KEY"] not in example
+    else:  # nothing signs with a key: none is asked for, so none can be weak or leaked
+        assert "SECRET_KEY" not in env
+        assert "SECRET_KEY" not in example
+    assert env["ENVIRONMENT"] == "development"  # unset would mean production
     assert ".env" in (project.path / ".gitignore").read_text().splitlines()
     assert (project.path / ".env").stat().st_mode & 0o777 == 0o600
 
@@ -502,6 +508,32 @@ def test_production_process_serves_and_stops_cleanly(
     assert {"method", "path", "status", "duration_ms"} <= set(access[0])
 
 
+@pytest.mark.parametrize("variant", variants(lambda c: c["auth"] == "jwt"))
+def test_serve_without_settings_is_production_and_refuses_the_example_key(
+    bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path
+) -> None:
+    """No .env and no ENVIRONMENT: the process is production, so it will not sign tokens
+    with the public example key; it says why in one readable message."""
+    project = bake(variant)
+    command = production_command(project.path)
+    env = tool_env(HOST="127.0.0.1", PORT=str(free_port()))  # should it start after all
+    for name in ("ENVIRONMENT", "SECRET_KEY"):
+        env.pop(name, None)
+    completed = subprocess.run(
+        [str(project.path / ".venv" / "bin" / command[0]), *command[1:]],
+        cwd=tmp_path,  # no .env here
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "Invalid configuration" in completed.stderr
+    assert "SECRET_KEY is the public example value" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
 # Trusting X-Forwarded-For is uvicorn's work, the same in every variant: one is enough.
 DEFAULTS_ONLY = [param for param in ALL if param.id == "defaults"]
 
@@ -648,6 +680,10 @@ def exercise(
         missing = client.get("/api/v1/this-does-not-exist")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
+        too_large = client.post("/api/v1/items", content=b"x" * (2 * 1024 * 1024))
+        assert too_large.status_code == 413, too_large.text  # refused before auth reads it
+        assert too_large.headers["content-type"] == "application/problem+json"
+        assert client.get("/health/live").status_code == 200
         if context["metrics"]:
             assert client.get("/metrics").status_code == 404  # not on the service's port
             scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text

@@ -56,6 +56,7 @@ discovery document and JWKS are served through an httpx transport, so no network
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -89,6 +90,7 @@ class FakeIssuer:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.requests: list[str] = []
         self.available = True
+        self.delay = 0.0  # seconds each answer takes: a slow provider
         self.replaced: dict[str, Any] = {}  # URL -> a JSON body served instead of the real one
         self.rotate()
 
@@ -128,9 +130,14 @@ class FakeIssuer:
             return httpx.Response(200, json=self.jwks())
         return httpx.Response(404)
 
+    async def handle_slowly(self, request: httpx.Request) -> httpx.Response:
+        response = self.handle(request)
+        await asyncio.sleep(self.delay)
+        return response
+
     @property
     def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+        return httpx.MockTransport(self.handle_slowly)
 
     def claims(self, **changes: Any) -> dict[str, Any]:
         """Valid access-token claims with `changes` applied (None removes a claim)."""
@@ -141,16 +148,19 @@ class FakeIssuer:
             "sub": "user-1",
             "iat": now,
             "exp": now + 300,
-            "scope": "openid items:read",
+            "scope": "openid items:read items:write",
         }
         claims.update(changes)
         return {key: value for key, value in claims.items() if value is not None}
 
-    def token(self, kid: str | None = None, **changes: Any) -> str:
-        """A token signed with the current key, its header naming `kid` (default: that key)."""
+    def token(
+        self, kid: str | None = None, headers: dict[str, str] | None = None, **changes: Any
+    ) -> str:
+        """A token signed with the current key, its header naming `kid` (default: that key)
+        plus `headers`; PyJWT sets `typ: JWT` unless `headers` names another."""
         key = self.keys[self.current_kid]
-        headers = {"kid": kid or self.current_kid}
-        return jwt.encode(self.claims(**changes), key, "RS256", headers=headers)
+        header = {"kid": kid or self.current_kid, **(headers or {})}
+        return jwt.encode(self.claims(**changes), key, "RS256", headers=header)
 
     def bearer(self, **changes: Any) -> dict[str, str]:
         return bearer(self.token(**changes))

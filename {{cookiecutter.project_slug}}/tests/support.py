@@ -36,6 +36,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 {% endif %}
+{% if cookiecutter.auth == "oidc" and cookiecutter.database != "none" -%}
+from {{ cookiecutter.project_slug }}.auth.dependencies import current_principal
+from {{ cookiecutter.project_slug }}.auth.oidc import Principal
+{% endif -%}
 {% if cookiecutter.auth != "none" and cookiecutter.database != "none" -%}
 from {{ cookiecutter.project_slug }}.items.router import caller
 from {{ cookiecutter.project_slug }}.items.service import Caller
@@ -44,8 +48,12 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 {%- if cookiecutter.auth == "oidc" %}
 from tests.auth_support import AUDIENCE, ISSUER_URL
 {%- endif %}
-
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" %}
+{# a blank line after the imports #}
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 {%- endif %}
@@ -59,8 +67,10 @@ def make_client(app: FastAPI, headers: dict[str, str] | None = None) -> httpx.As
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: `.env` is ignored so a developer's local file cannot leak in."""
-    values: dict[str, Any] = {"environment": "test", "secret_key": TEST_SECRET_KEY}
-{%- if cookiecutter.auth == "oidc" %}
+    values: dict[str, Any] = {"environment": "test"}
+{%- if cookiecutter.auth == "jwt" %}
+    values["secret_key"] = TEST_SECRET_KEY
+{%- elif cookiecutter.auth == "oidc" %}
     values |= {"oidc_issuer": ISSUER_URL, "oidc_audience": AUDIENCE}
 {%- endif %}
     return Settings(_env_file=None, **(values | overrides))
@@ -71,9 +81,21 @@ async def _fixed_caller() -> Caller:
     return Caller(owner_id={{ "uuid.UUID(int=1)" if cookiecutter.auth == "jwt" else '"user-1"' }})
 
 
+{%- if cookiecutter.auth == "oidc" %}
+
+
+async def _item_scopes_principal() -> Principal:
+    scopes = frozenset({"items:read", "items:write"})
+    return Principal(subject="user-1", scopes=scopes, roles=frozenset(), claims={})
+{%- endif %}
+
+
 def items_without_login(app: FastAPI) -> FastAPI:
     """For tests about the database, not about auth: /api/v1/items answers without a token."""
     app.dependency_overrides[caller] = _fixed_caller
+{%- if cookiecutter.auth == "oidc" %}
+    app.dependency_overrides[current_principal] = _item_scopes_principal  # the scope checks'
+{%- endif %}
     return app
 {%- endif %}
 {%- if cookiecutter.database != "none" %}

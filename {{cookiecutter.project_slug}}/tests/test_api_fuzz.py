@@ -100,7 +100,8 @@ async def add_superuser(settings: Settings) -> uuid.UUID:
 
 
 async def _fuzz_principal() -> Principal:
-    return Principal(subject="fuzz", scopes=frozenset(), roles=frozenset(), claims={})
+    scopes = frozenset({"items:read", "items:write"})  # what the items routes require
+    return Principal(subject="fuzz", scopes=scopes, roles=frozenset(), claims={})
 {%- endif %}
 
 

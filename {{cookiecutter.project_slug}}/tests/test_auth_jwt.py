@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import unicodedata
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
 
 from {{ cookiecutter.project_slug }}.auth import passwords, service
-from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
+from {{ cookiecutter.project_slug }}.auth.dependencies import login_limiter, registration_limiter
+from {{ cookiecutter.project_slug }}.auth.passwords import HashingQueue, dummy_hash, hashing_queue
 from {{ cookiecutter.project_slug }}.auth.rate_limit import InMemoryFailureLimiter
 from {{ cookiecutter.project_slug }}.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users.models import User
-from tests.auth_support import TEST_PASSWORD, add_user, assert_asks_for_a_bearer_token, bearer
+from tests.auth_support import (
+    TEST_PASSWORD,
+    add_user,
+    assert_asks_for_a_bearer_token,
+    bearer,
+    hashed_test_password,
+)
 from tests.support import TEST_SECRET_KEY
 
 AUTH = "/api/v1/auth"
 ME = "/api/v1/users/me"
+NEW_PASSWORD = "a long enough passphrase"
 
 
 async def login(
@@ -30,11 +44,29 @@ async def login(
     return await client.post(f"{AUTH}/token", data={"username": email, "password": password})
 
 
+async def register(
+    client: httpx.AsyncClient, email: str, password: str = NEW_PASSWORD
+) -> httpx.Response:
+    return await client.post(f"{AUTH}/register", json={"email": email, "password": password})
+
+
 async def tokens(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
     response = await login(client, email)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def client_from(app: FastAPI, address: str) -> httpx.AsyncClient:
+    """A client that the app sees coming from `address`."""
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+def assert_too_many_attempts(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 def signed(claims: dict[str, Any], key: str = TEST_SECRET_KEY, algorithm: str = ALGORITHM) -> str:
@@ -163,20 +195,168 @@ async def test_an_inactive_user_cannot_log_in(app: FastAPI, anonymous: httpx.Asy
 
 async def test_failed_logins_are_limited_per_account_and_address(app: FastAPI, user: User) -> None:
     limit = app.state.settings.login_max_failures
-
-    def client_from(address: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=(address, 50000))
-        return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-    async with client_from("203.0.113.7") as attacker, client_from("198.51.100.1") as owner:
+    async with (
+        client_from(app, "203.0.113.7") as attacker,
+        client_from(app, "198.51.100.1") as owner,
+    ):
         for _ in range(limit):
             assert (await login(attacker, user.email, "guess guess guess")).status_code == 401
-        locked = await login(attacker, user.email)  # even the right password, for now
-        assert locked.status_code == 429
-        assert int(locked.headers["retry-after"]) > 0
-        assert locked.headers["content-type"] == "application/problem+json"
+        assert_too_many_attempts(await login(attacker, user.email))  # even the right password
         # The account is not locked for everyone: its owner elsewhere still gets in.
         assert (await login(owner, user.email)).status_code == 200
+
+
+def use_limits(app: FastAPI, settings: Settings, **limits: int) -> None:
+    """Small limits, so that a test reaches them in a few (argon2-slow) attempts."""
+    changed = settings.model_copy(update=limits)
+    app.state.login_limiter = login_limiter(changed)
+    app.state.registration_limiter = registration_limiter(changed)
+
+
+async def test_one_address_cannot_spray_a_password_over_many_accounts(
+    app: FastAPI, settings: Settings, user: User
+) -> None:
+    use_limits(app, settings, login_max_failures_per_address=3)
+    async with (
+        client_from(app, "203.0.113.7") as sprayer,
+        client_from(app, "198.51.100.1") as elsewhere,
+    ):
+        for victim in ("a@example.com", "b@example.com"):
+            assert (await login(sprayer, victim, "Summer2024Summer2024")).status_code == 401
+        # Signing in to an account of its own does not wipe the address's count.
+        assert (await login(sprayer, user.email)).status_code == 200
+        assert (await login(sprayer, "c@example.com", "Summer2024Summer2024")).status_code == 401
+        assert_too_many_attempts(await login(sprayer, user.email))  # any account, for now
+        assert (await login(elsewhere, user.email)).status_code == 200
+
+
+async def test_many_addresses_cannot_grind_one_account(
+    app: FastAPI, settings: Settings, user: User
+) -> None:
+    use_limits(app, settings, login_max_failures=2, login_max_failures_per_account=4)
+    for bot in ("203.0.113.1", "203.0.113.2"):
+        async with client_from(app, bot) as client:
+            for _ in range(2):
+                assert (await login(client, user.email, "guess guess guess")).status_code == 401
+    async with client_from(app, "198.51.100.1") as fresh:
+        assert_too_many_attempts(await login(fresh, user.email))
+        # Only that account is locked: this address may still sign in to others.
+        await add_user(app, "other@example.com")
+        assert (await login(fresh, "other@example.com")).status_code == 200
+
+
+def test_lockouts_are_short_by_default(settings: Settings) -> None:
+    # A shared address must not lock a real user out for long (the window bounds a lockout).
+    assert settings.login_window_seconds <= 300
+    assert settings.login_max_failures < settings.login_max_failures_per_account
+
+
+async def test_registration_is_limited_per_address(app: FastAPI, settings: Settings) -> None:
+    use_limits(app, settings, registration_max_per_address=2)
+    async with client_from(app, "203.0.113.7") as flood, client_from(app, "198.51.100.1") as other:
+        assert (await register(flood, "bot1@example.com")).status_code == 201
+        assert (await register(flood, "bot1@example.com")).status_code == 409  # counts too
+        assert_too_many_attempts(await register(flood, "bot2@example.com"))
+        assert (await register(other, "person@example.com")).status_code == 201
+
+
+# --- load shedding: a flood of hashing gets 503s, not a queue without end ------------------
+
+
+@asynccontextmanager
+async def every_hashing_slot_taken() -> AsyncIterator[HashingQueue]:
+    queue = hashing_queue()
+    holders = [object() for _ in range(int(queue.slots.total_tokens))]
+    for holder in holders:
+        await queue.slots.acquire_on_behalf_of(holder)
+    try:
+        yield queue
+    finally:
+        for holder in holders:
+            queue.slots.release_on_behalf_of(holder)
+
+
+def assert_busy(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_logins_get_a_prompt_503_while_hashing_is_saturated(
+    anonymous: httpx.AsyncClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with every_hashing_slot_taken() as queue:
+        monkeypatch.setattr(queue, "max_wait_seconds", 0.2)
+        started = time.monotonic()
+        with anyio.fail_after(5):  # an unbounded wait would hang here
+            assert_busy(await login(anonymous, user.email))
+        assert time.monotonic() - started < 2
+
+        # With the queue full, a request is refused without waiting at all.
+        monkeypatch.setattr(queue, "max_wait_seconds", 30)
+        monkeypatch.setattr(queue, "waiting", queue.max_waiting)
+        with anyio.fail_after(1):
+            assert_busy(await register(anonymous, "new@example.com"))
+    monkeypatch.undo()
+    assert (await login(anonymous, user.email)).status_code == 200
+
+
+async def test_more_hashes_than_slots_queue_and_all_succeed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (Concurrent requests cannot share the test's one database connection: this calls the
+    # hashing path that logins take directly.) A generous wait: test machines are slow.
+    monkeypatch.setattr(hashing_queue(), "max_wait_seconds", 60)
+    hashed = hashed_test_password()
+    many = 3 * int(hashing_queue().slots.total_tokens)
+    results = await asyncio.gather(
+        *(passwords.verify_password(TEST_PASSWORD, hashed) for _ in range(many))
+    )
+    assert [valid for valid, _ in results] == [True] * many
+
+
+# --- password rules ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "passwordpassword",
+        "iloveyouiloveyou",
+        "qwertyuiopasdfgh",
+        "123456789012345",
+        "aaaaaaaaaaaaaaaa",
+        "new.person@example.com",  # the email itself
+    ],
+)
+async def test_passwords_easy_to_guess_are_refused(
+    anonymous: httpx.AsyncClient, password: str
+) -> None:
+    response = await register(anonymous, "new.person@example.com", password)
+    assert response.status_code == 422, response.text
+    assert "too easy to guess" in response.json()["detail"]
+    assert password not in response.text
+
+
+@pytest.mark.parametrize("password", [" " * 20, "\t" * 16, "\u3000" * 15])
+async def test_whitespace_only_passwords_are_refused(
+    anonymous: httpx.AsyncClient, password: str
+) -> None:
+    response = await register(anonymous, "new@example.com", password)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["loc"] == ["body", "password"]
+    assert "whitespace" in error["msg"]
+
+
+async def test_a_password_is_the_same_in_any_unicode_normal_form(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    composed = unicodedata.normalize("NFC", "crème brûlée au café noir")
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    assert (await register(anonymous, "chef@example.com", decomposed)).status_code == 201
+    assert (await login(anonymous, "chef@example.com", composed)).status_code == 200
 
 
 def test_the_limiter_forgets_failures_after_the_window() -> None:
@@ -285,6 +465,38 @@ async def test_forged_and_misused_access_tokens_are_refused(
     for name, token in forged_tokens(user, pair).items():
         response = await anonymous.get(ME, headers=bearer(token))
         assert response.status_code == 401, name
+
+
+# RFC 7519: `exp` and `iat` are NumericDates, JSON numbers. Anything else, and numbers that
+# no date can hold, must be a 401 however the token is signed.
+ODD_DATES: list[object] = [
+    "9999999999",
+    "soon",
+    "",
+    True,
+    [1],
+    {"at": 1},
+    1e300,
+    -1e300,
+    10**20,
+    -(10**20),
+    float("inf"),
+    float("nan"),
+]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+async def test_odd_dates_in_a_validly_signed_token_are_401(
+    anonymous: httpx.AsyncClient, user: User, claim: str
+) -> None:
+    for value in ODD_DATES:
+        access = signed(valid_claims(user, **{claim: value}))
+        response = await anonymous.get(ME, headers=bearer(access))
+        assert response.status_code == 401, (claim, value, response.text)
+        refresh = {"refresh_token": signed(valid_claims(user, type="refresh", **{claim: value}))}
+        for path in ("refresh", "logout"):
+            response = await anonymous.post(f"{AUTH}/{path}", json=refresh)
+            assert response.status_code == 401, (claim, value, path, response.text)
 
 
 async def test_an_access_token_is_not_a_refresh_token(

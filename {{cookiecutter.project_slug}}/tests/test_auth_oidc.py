@@ -3,12 +3,16 @@ in-process fake provider, including the classic attacks."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+{%- if cookiecutter.database != "none" %}
+from fastapi import FastAPI
+{%- endif %}
 
 from {{ cookiecutter.project_slug }}.auth.dependencies import require_scopes
 from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal
@@ -27,6 +31,7 @@ from tests.auth_support import (
 from tests.support import make_settings
 
 ME = "/api/v1/me"
+ITEMS = "/api/v1/items"
 
 
 def verifier(http: httpx.AsyncClient, **options: Any) -> OIDCVerifier:
@@ -38,7 +43,7 @@ async def test_me_is_the_verified_principal(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "subject": "user-1",
-        "scopes": ["items:read", "openid"],
+        "scopes": ["items:read", "items:write", "openid"],
         "roles": [],
     }
 
@@ -79,6 +84,13 @@ def attacks(issuer: FakeIssuer) -> dict[str, str]:
         "subject with a NUL": issuer.token(sub="user\x00"),
         "subject with a newline": issuer.token(sub="user\n1"),
         "no expiry": issuer.token(exp=None),
+        # ID tokens presented as access tokens:
+        "an ID token (nonce)": issuer.token(nonce="n-0S6_WzA2Mj"),
+        "an ID token (at_hash)": issuer.token(at_hash="77QmUPtjPfzWtF2AnpK9RQ"),
+        "an ID token (c_hash)": issuer.token(c_hash="LDktKdoQak3Pk0cnXxCltA"),
+        "a Keycloak ID token": issuer.token(typ="ID"),
+        "an ID token (typ header)": issuer.token(headers={"typ": "id_token+jwt"}),
+        "a logout token": issuer.token(headers={"typ": "logout+jwt"}),
     }
 
 
@@ -168,6 +180,97 @@ async def test_a_provider_that_serves_nonsense_is_not_trusted(url: str, body: ob
             await verifier(http).verify(issuer.token())
 
 
+async def test_a_known_key_never_waits_for_a_refetch() -> None:
+    issuer = FakeIssuer()
+    now = [0.0]
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        check = verifier(http, refetch_cooldown_seconds=30, clock=lambda: now[0])
+        await check.verify(issuer.token())  # the keys are cached
+        now[0] += 60  # past the cooldown: an unknown key id may refetch
+        issuer.delay = 3.0  # the provider turns slow...
+        # ...while an attacker's made-up key id makes us refetch from it.
+        unknown = asyncio.create_task(check.verify(issuer.token(kid="made-up")))
+        await asyncio.sleep(0.05)
+        assert issuer.requests[-1] == DISCOVERY_URL  # the refetch is under way
+
+        started = time.monotonic()
+        assert (await check.verify(issuer.token())).subject == "user-1"
+        assert time.monotonic() - started < 0.5
+        # Another unknown key id joins the refetch under way rather than starting one.
+        another = asyncio.create_task(check.verify(issuer.token(kid="made-up-2")))
+        await asyncio.sleep(0.05)
+        assert issuer.requests.count(DISCOVERY_URL) == 2
+        for task in (unknown, another):
+            task.cancel()
+        await check.aclose()
+
+
+async def test_stale_keys_answer_at_once_and_are_refreshed_in_the_background() -> None:
+    issuer = FakeIssuer()
+    now = [0.0]
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        check = verifier(http, jwks_cache_seconds=10, clock=lambda: now[0])
+        await check.verify(issuer.token())
+        now[0] += 60
+        issuer.delay = 3.0
+        started = time.monotonic()
+        assert (await check.verify(issuer.token())).subject == "user-1"
+        assert time.monotonic() - started < 0.5
+        await asyncio.sleep(0.05)
+        assert issuer.requests.count(DISCOVERY_URL) == 2  # the refresh has started
+        await check.aclose()
+
+
+async def test_a_plain_http_jwks_uri_is_refused_unless_allowed() -> None:
+    issuer = FakeIssuer()
+    plain = "http://issuer.test/certs"
+    issuer.replaced[DISCOVERY_URL] = {"issuer": ISSUER_URL, "jwks_uri": plain}
+    issuer.replaced[plain] = issuer.jwks()
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        with pytest.raises(ServiceUnavailableError):
+            await verifier(http).verify(issuer.token())
+        # A plain-http issuer in development (allowed by from_settings) may serve http keys.
+        relaxed = verifier(http, allow_plain_http_jwks=True)
+        assert (await relaxed.verify(issuer.token())).subject == "user-1"
+
+
+async def test_a_loopback_jwks_uri_may_be_plain_http() -> None:
+    issuer = FakeIssuer()
+    loopback = "http://127.0.0.1:8080/certs"
+    issuer.replaced[DISCOVERY_URL] = {"issuer": ISSUER_URL, "jwks_uri": loopback}
+    issuer.replaced[loopback] = issuer.jwks()
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        assert (await verifier(http).verify(issuer.token())).subject == "user-1"
+
+
+@pytest.mark.parametrize(
+    ("environment", "issuer_url", "allowed"),
+    [
+        ("production", "http://127.0.0.1:8080/realms/main", False),
+        ("development", "http://sso.internal:8080/realms/main", True),
+        ("development", ISSUER_URL, False),
+    ],
+)
+def test_plain_http_keys_are_allowed_only_for_a_plain_http_issuer_outside_production(
+    environment: str, issuer_url: str, allowed: bool
+) -> None:
+    settings = make_settings(environment=environment, oidc_issuer=issuer_url)
+    check = OIDCVerifier.from_settings(settings, httpx.AsyncClient())
+    assert check.allow_plain_http_jwks is allowed
+
+
+async def test_id_token_markers_can_be_accepted_and_at_jwt_required(issuer: FakeIssuer) -> None:
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        lenient = verifier(http, accept_id_token_markers=True)
+        assert await lenient.verify(issuer.token(nonce="n-0S6_WzA2Mj"))
+        strict = verifier(http, require_at_jwt_typ=True)
+        with pytest.raises(UnauthorizedError):
+            await strict.verify(issuer.token())  # typ: JWT
+        for typ in ("at+jwt", "application/at+JWT"):
+            assert await strict.verify(issuer.token(headers={"typ": typ}))
+        assert await verifier(http).verify(issuer.token(headers={"typ": "at+jwt"}))
+
+
 async def test_a_single_key_may_be_used_without_a_kid(issuer: FakeIssuer) -> None:
     token = jwt.encode(issuer.claims(), issuer.keys[issuer.current_kid], "RS256")
     async with httpx.AsyncClient(transport=issuer.transport) as http:
@@ -187,11 +290,11 @@ async def test_without_an_issuer_protected_endpoints_say_what_is_missing() -> No
 
 async def test_required_scopes_are_enforced(issuer: FakeIssuer) -> None:
     async with httpx.AsyncClient(transport=issuer.transport) as http:
-        check = verifier(http, required_scopes=["items:write"])
-        with pytest.raises(ForbiddenError, match="items:write"):
+        check = verifier(http, required_scopes=["admin"])
+        with pytest.raises(ForbiddenError, match="admin"):
             await check.verify(issuer.token())
-        principal = await check.verify(issuer.token(scope="items:write"))
-        assert (principal.subject, principal.scopes) == ("user-1", frozenset({"items:write"}))
+        principal = await check.verify(issuer.token(scope="admin"))
+        assert (principal.subject, principal.scopes) == ("user-1", frozenset({"admin"}))
 
 
 async def test_require_scopes_guards_one_endpoint() -> None:
@@ -242,3 +345,39 @@ async def test_keys_come_from_the_configured_issuer_on_the_first_token(
     assert (await anonymous.get(ME, headers=issuer.bearer())).status_code == 200
     discovery = f"{settings.oidc_issuer}/.well-known/openid-configuration"
     assert issuer.requests[0] == discovery
+{%- if cookiecutter.database != "none" %}
+
+
+async def test_items_need_their_scopes_by_default(
+    anonymous: httpx.AsyncClient, issuer: FakeIssuer
+) -> None:
+    nobody = bearer(issuer.token(scope="openid"))
+    reader = bearer(issuer.token(scope="openid items:read"))
+    writer = issuer.bearer()  # items:read and items:write
+    assert (await anonymous.get(ITEMS, headers=nobody)).status_code == 403
+    assert (await anonymous.get(ITEMS, headers=reader)).status_code == 200
+    refused = await anonymous.post(ITEMS, json={"name": "scoped"}, headers=reader)
+    assert refused.status_code == 403
+    assert "items:write" in refused.json()["detail"]
+    created = await anonymous.post(ITEMS, json={"name": "scoped"}, headers=writer)
+    assert created.status_code == 201
+    item = f"{ITEMS}/{created.json()['id']}"
+    assert (await anonymous.get(item, headers=nobody)).status_code == 403
+    assert (await anonymous.get(item, headers=reader)).status_code == 200
+    assert (await anonymous.patch(item, json={"name": "x"}, headers=reader)).status_code == 403
+    assert (await anonymous.delete(item, headers=reader)).status_code == 403
+    assert (await anonymous.delete(item, headers=writer)).status_code == 204
+
+
+async def test_item_scopes_are_named_by_settings(
+    app: FastAPI, anonymous: httpx.AsyncClient, issuer: FakeIssuer
+) -> None:
+    app.state.settings = app.state.settings.model_copy(
+        update={"oidc_items_read_scope": "", "oidc_items_write_scope": "api:write"}
+    )
+    nobody = bearer(issuer.token(scope="openid"))
+    assert (await anonymous.get(ITEMS, headers=nobody)).status_code == 200
+    refused = await anonymous.post(ITEMS, json={"name": "x"}, headers=issuer.bearer())
+    assert refused.status_code == 403
+    assert "api:write" in refused.json()["detail"]
+{%- endif %}

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.db import UTCDateTime
+from {{ cookiecutter.project_slug }}.db import SessionDep, UTCDateTime
 from {{ cookiecutter.project_slug }}.main import create_app
 from tests.support import {% if cookiecutter.auth != "none" %}items_without_login, {% endif %}make_settings
 
@@ -51,3 +54,22 @@ async def test_readiness_fails_when_the_database_does_not_answer() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime().process_bind_param(datetime(2026, 1, 1), dialect=None)  # type: ignore[arg-type]
+
+
+async def test_a_broken_query_is_a_500_that_logs_no_parameter_values(
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "parameter-value-never-logged"
+
+    @app.get("/test/broken-query")
+    async def broken_query(session: SessionDep) -> None:
+        await session.execute(text("SELEC :value"), {"value": secret})
+
+    with caplog.at_level(logging.INFO):
+        response = await client.get("/test/broken-query")
+
+    assert response.status_code == 500  # a bug, not an outage
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "SELEC" in caplog.text  # the statement is logged, with its traceback
+    assert secret not in caplog.text
+    assert secret not in response.text

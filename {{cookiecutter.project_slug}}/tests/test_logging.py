@@ -37,6 +37,20 @@ def test_secrets_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     assert line["user"] == "ann"
 
 
+def test_secrets_inside_text_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(make_settings(log_format="json"))
+    structlog.stdlib.get_logger("test").warning(
+        "query failed",
+        error="[parameters: ('ann@example.com', '$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA')]",
+        url="postgresql+asyncpg://app:db-password@db:5432/app",
+        header="Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    )
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert line["error"] == "[parameters: ('ann@example.com', '[REDACTED]')]"
+    assert line["url"] == "postgresql+asyncpg://app:[REDACTED]@db:5432/app"
+    assert line["header"] == "[REDACTED]"
+
+
 def test_development_logs_are_readable(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(make_settings(log_format="console"))
     structlog.stdlib.get_logger("test").warning("disk_low", free_mb=12)

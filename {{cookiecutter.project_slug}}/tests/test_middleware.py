@@ -5,12 +5,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.responses import PlainTextResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.main import create_app
-from {{ cookiecutter.project_slug }}.middleware import SecurityHeadersMiddleware
+from {{ cookiecutter.project_slug }}.middleware import RequestSizeLimitMiddleware, SecurityHeadersMiddleware
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support import make_client
 
@@ -132,3 +132,112 @@ async def test_a_route_s_own_cache_control_is_kept() -> None:
         response = await client.get("/anything")
     assert response.headers["cache-control"] == "max-age=60"
     assert "pragma" not in response.headers
+
+
+MIB = 1024 * 1024  # MAX_REQUEST_BODY_BYTES's default
+
+
+def add_echo_route(app: FastAPI) -> None:
+    @app.post("/test/echo")
+    async def echo(request: Request) -> int:
+        return len(await request.body())
+
+
+async def chunks(count: int, sent: list[int], size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """A streamed (chunked) body of `count` chunks; `sent` counts those the server pulled."""
+    for _ in range(count):
+        sent.append(size)
+        yield b"x" * size
+
+
+def assert_problem(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == status
+    assert response.headers["x-request-id"] == response.json()["request_id"]
+
+
+async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(app: FastAPI) -> None:
+    """Called as the server calls it: reading the body would fail the test."""
+
+    async def receive() -> Message:
+        raise AssertionError("the body was read")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/items",
+        "raw_path": b"/api/v1/items",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(100 * MIB).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    start = sent[0]
+    assert start["status"] == 413
+    assert (b"content-type", b"application/problem+json") in start["headers"]
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    assert str(MIB).encode() in body
+
+
+async def test_a_declared_body_over_the_limit_gets_413(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    add_echo_route(app)
+    response = await client.post("/test/echo", content=b"x" * (MIB + 1))
+    assert_problem(response, 413)
+    assert (await client.post("/test/echo", content=b"x" * MIB)).json() == MIB
+
+
+async def test_a_streamed_body_is_cut_off_as_soon_as_it_crosses_the_limit(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    add_echo_route(app)
+    pulled: list[int] = []
+    response = await client.post("/test/echo", content=chunks(64, pulled))  # 4 MiB offered
+    assert_problem(response, 413)
+    assert MIB < sum(pulled) <= MIB + 64 * 1024  # not one chunk more than needed
+
+    under: list[int] = []
+    assert (await client.post("/test/echo", content=chunks(16, under))).json() == MIB
+
+
+async def test_a_streamed_body_is_refused_even_by_a_plain_asgi_app() -> None:
+    """Where no exception handler renders the error, the middleware answers itself."""
+
+    async def reads_everything(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"read"})
+
+    limited = RequestSizeLimitMiddleware(
+        reads_everything, max_body_bytes=100, max_header_bytes=8000
+    )
+    transport = httpx.ASGITransport(app=limited)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        refused = await client.post("/", content=chunks(3, [], size=60))
+        accepted = await client.post("/", content=chunks(1, [], size=60))
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert accepted.text == "read"
+
+
+async def test_oversized_headers_get_431(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/live", headers={"X-Padding": "x" * 20_000})
+    assert_problem(response, 431)
+    assert (await client.get("/health/live", headers={"X-Padding": "x" * 8_000})).status_code == 200

@@ -1,37 +1,101 @@
 from __future__ import annotations
 
+{% if cookiecutter.auth == "jwt" -%}
+import secrets
+{% endif -%}
 from pathlib import Path
 
 import pytest
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" %}
 from pydantic import ValidationError
+{%- endif %}
 
 from {{ cookiecutter.project_slug }}.settings import (
+{%- if cookiecutter.auth == "jwt" %}
     EXAMPLE_SECRET_KEY,
+{%- endif %}
     ConfigurationError,
     Settings,
     load_settings,
 )
-from tests.support import TEST_SECRET_KEY, make_settings
+from tests.support import {% if cookiecutter.auth == "jwt" %}TEST_SECRET_KEY, {% endif %}make_settings
 
 
-def test_production_refuses_the_example_secret() -> None:
-    with pytest.raises(ValidationError, match="SECRET_KEY is the example value"):
-        make_settings(environment="production", secret_key=EXAMPLE_SECRET_KEY)
-
-
-def test_production_refuses_a_short_secret() -> None:
-    with pytest.raises(ValidationError, match="production needs at least 32"):
-        make_settings(environment="production", secret_key="too-short")
-
-
-def test_production_accepts_a_long_random_secret() -> None:
-    settings = make_settings(environment="production", secret_key=TEST_SECRET_KEY)
+def test_without_an_environment_a_process_is_production(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("ENVIRONMENT")
+{%- if cookiecutter.auth == "jwt" %}
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
+{%- elif cookiecutter.auth == "oidc" %}
+    monkeypatch.setenv("OIDC_ISSUER", "https://sso.example.com")
+    monkeypatch.setenv("OIDC_AUDIENCE", "api")
+{%- endif %}
+    settings = Settings()
+    assert settings.environment == "production"
     assert settings.resolved_log_format == "json"
+{%- if cookiecutter.auth == "jwt" %}
 
 
-def test_development_tolerates_the_example_secret() -> None:
-    settings = make_settings(environment="development", secret_key=EXAMPLE_SECRET_KEY)
-    assert settings.resolved_log_format == "console"
+def test_without_settings_startup_refuses_the_example_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env, no ENVIRONMENT, no SECRET_KEY: production
+    monkeypatch.delenv("ENVIRONMENT")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    message = str(raised.value.code)
+    assert message.startswith("Invalid configuration:")
+    assert "SECRET_KEY is the public example value" in message
+    assert "secrets.token_urlsafe(48)" in message
+
+
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_the_example_key_is_refused_outside_tests(environment: str) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY is the public example value"):
+        make_settings(environment=environment, secret_key=EXAMPLE_SECRET_KEY)
+
+
+def test_tests_may_use_the_example_key() -> None:
+    assert make_settings(environment="test", secret_key=EXAMPLE_SECRET_KEY).environment == "test"
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("too-short", "is 9 characters; at least 32"),
+        ("x" * 64, "repeats one character"),
+        (" " * 40, "whitespace only"),
+        ("\t \n" * 20, "whitespace only"),
+        ("ab" * 32, "too predictable"),
+        ("0123456789" * 3 + "01", "too predictable"),
+        ("password" * 5, "too predictable"),
+    ],
+)
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_weak_keys_are_refused_with_how_to_make_a_good_one(
+    environment: str, secret: str, reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason) as raised:
+        make_settings(environment=environment, secret_key=secret)
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(48))'" in str(raised.value)
+
+
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_a_strong_key_is_accepted(environment: str) -> None:
+    for _ in range(20):  # the estimate holds for every fresh key, not just a lucky one
+        key = secrets.token_urlsafe(32)
+        settings = make_settings(environment=environment, secret_key=key)
+        assert settings.secret_key.get_secret_value() == key
+    assert make_settings(environment=environment, secret_key=TEST_SECRET_KEY)
+{%- else %}
+
+
+def test_no_secret_key_is_needed_where_nothing_signs_with_one() -> None:
+    assert "secret_key" not in Settings.model_fields
+{%- endif %}
 
 
 def test_log_format_can_be_forced() -> None:
@@ -49,8 +113,6 @@ def test_invalid_configuration_stops_startup_with_a_readable_message(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no .env here
-    monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("SECRET_KEY", EXAMPLE_SECRET_KEY)
     monkeypatch.setenv("PORT", "not-a-port")
     with pytest.raises(ConfigurationError) as raised:
         load_settings()

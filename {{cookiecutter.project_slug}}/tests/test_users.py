@@ -54,6 +54,15 @@ async def test_changing_the_password_needs_the_current_one(
     assert (await anonymous.post("/api/v1/auth/token", data=login)).status_code == 200
 
 
+@pytest.mark.parametrize("weak", ["passwordpassword", " " * 20])
+async def test_a_new_password_must_not_be_easy_to_guess(
+    client: httpx.AsyncClient, weak: str
+) -> None:
+    response = await client.patch(ME, json={"current_password": TEST_PASSWORD, "password": weak})
+    assert response.status_code == 422, response.text
+    assert weak not in response.text
+
+
 async def test_changing_the_email_keeps_it_unique(app: FastAPI, client: httpx.AsyncClient) -> None:
     await add_user(app, "taken@example.com")
     taken = await client.patch(
@@ -123,6 +132,8 @@ def test_create_superuser_command(
         assert "already exists" in capsys.readouterr().err
         assert run_create_superuser(monkeypatch, url, "other@example.com", "short") == 1
         assert "password" in capsys.readouterr().err
+        assert run_create_superuser(monkeypatch, url, "other@example.com", "passwordpassword") == 1
+        assert "too easy to guess" in capsys.readouterr().err
         assert asyncio.run(superusers(url)) == ["root@example.com"]
 
 

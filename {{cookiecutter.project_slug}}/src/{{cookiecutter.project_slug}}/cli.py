@@ -24,6 +24,7 @@ from pydantic import ValidationError
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
+from {{ cookiecutter.project_slug }}.auth.passwords import WeakPasswordError
 from {{ cookiecutter.project_slug }}.db import DATABASE_UNAVAILABLE_ERRORS, standalone_session
 from {{ cookiecutter.project_slug }}.errors import ConflictError
 {% endif -%}
@@ -110,7 +111,7 @@ def create_superuser(email: str) -> int:
         return 1
     try:
         asyncio.run(_create_superuser(settings, data))
-    except ConflictError as exc:
+    except (ConflictError, WeakPasswordError) as exc:
         print(f"Not created: {exc.detail}", file=sys.stderr)  # noqa: T201
         return 1
     except DATABASE_UNAVAILABLE_ERRORS as exc:

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import DateTime, MetaData, Select, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}func, select, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -77,11 +77,20 @@ class TimestampMixin:
 
 
 def build_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
-    """The engine for `settings`; `pooled=False` for one-off work such as migrations."""
+    """The engine for `settings`; `pooled=False` for one-off work such as migrations.
+
+    Bound parameters never appear in error messages or logs (`hide_parameters`): they hold
+    passwords' hashes, tokens and personal data."""
     timeout = settings.db_timeout_seconds
 {%- if cookiecutter.database == "postgresql" %}
-    # asyncpg: a connect timeout, and a client-side bound on every statement.
-    options: dict[str, Any] = {"connect_args": {"timeout": timeout, "command_timeout": timeout}}
+    # The server cancels a statement (lock waits included) after `timeout`; the client gives
+    # up a second later, for when the server cannot even say so.
+    connect_args = {
+        "timeout": timeout,
+        "command_timeout": timeout + 1,
+        "server_settings": {"statement_timeout": str(round(timeout * 1000))},
+    }
+    options: dict[str, Any] = {"connect_args": connect_args, "hide_parameters": True}
     if pooled:
         options |= {
             "pool_size": settings.db_pool_size,
@@ -94,7 +103,7 @@ def build_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         options["poolclass"] = NullPool
     return create_async_engine(settings.database_url, **options)
 {%- else %}
-    options: dict[str, Any] = {"connect_args": {"timeout": timeout}}
+    options: dict[str, Any] = {"connect_args": {"timeout": timeout}, "hide_parameters": True}
     options |= {"pool_pre_ping": True} if pooled else {"poolclass": NullPool}
     engine = create_async_engine(settings.database_url, **options)
     _configure_sqlite(engine)
@@ -198,10 +207,37 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     asyncio.TimeoutError,
 )
+# Driver error codes that mean "unavailable or too slow, retry later", as opposed to a bug.
+# PostgreSQL SQLSTATEs (or their classes): connection exceptions, insufficient resources
+# (too many connections), operator intervention (query canceled by statement_timeout,
+# shutdown), lock not available, serialization failure and deadlock (not retried here).
+# SQLite result codes: busy or locked past the timeout, cannot open, I/O error, disk full.
+UNAVAILABLE_CODES = (
+    *("08", "53", "57", "55P03", "40001", "40P01"),
+    *("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL"),
+)
 
 
-async def handle_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database_unavailable", error=repr(exc))
+def error_code(error: BaseException) -> str | None:
+    """The driver's code for a database error raised through SQLAlchemy, if it gives one."""
+    original = getattr(error, "orig", None)
+    code = getattr(original, "sqlstate", None) or getattr(original, "sqlite_errorname", None)
+    return code if isinstance(code, str) else None
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    code = error_code(error)
+    if code is not None:
+        return code.startswith(UNAVAILABLE_CODES)
+    # No code: a lost connection, a pool or driver timeout.
+    return isinstance(error, DATABASE_UNAVAILABLE_ERRORS)
+
+
+async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_database_unavailable(exc):
+        raise exc  # a bug: the request middleware answers 500 and reports it
+    # The class and SQLSTATE say enough; the message could quote data.
+    logger.warning("database_unavailable", error=type(exc).__name__, code=error_code(exc))
     return problem_response(
         503,
         "The database is unavailable; retry later.",
@@ -212,5 +248,7 @@ async def handle_database_unavailable(request: Request, exc: Exception) -> JSONR
 
 
 def install_database_error_handlers(app: FastAPI) -> None:
-    for error in DATABASE_UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error, handle_database_unavailable)
+    # Every DBAPIError, to look at its SQLSTATE (a canceled statement is neither of the others).
+    errors: tuple[type[Exception], ...] = (DBAPIError, *DATABASE_UNAVAILABLE_ERRORS)
+    for error in errors:
+        app.add_exception_handler(error, handle_database_error)

@@ -8,6 +8,7 @@ bound with `structlog.contextvars` (the request id) appears on every line of a r
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -21,20 +22,51 @@ from {{ cookiecutter.project_slug }}.tracing import add_trace_context
 
 HANDLER_NAME = "structlog"
 
-# Keys whose values must never reach a log line.
+# Keys whose values must never reach a log line or an error report (sentry.py uses it too).
 REDACTED_KEYS = frozenset(
     {
         "authorization",
+        "proxy-authorization",
         "cookie",
         "set-cookie",
+        "set_cookie",
         "password",
+        "new_password",
+        "current_password",
+        "hashed_password",
         "token",
         "access_token",
         "refresh_token",
+        "id_token",
         "secret",
         "secret_key",
+        "client_secret",
+        "api_key",
+        "apikey",
+        "x-api-key",
+        "database_url",
+        "sentry_dsn",
+        "dsn",
     }
 )
+REDACTED = "[REDACTED]"
+# Secrets that hide inside free text (an error message, a URL): a URL's password, an argon2
+# hash, a JWT, a bearer token.
+SECRET_IN_TEXT = re.compile(
+    r"(?P<url_user>\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s]+@"
+    r"|\$argon2(?:id|i|d)\$[\w$=,+/.-]+"
+    r"|\beyJ[\w-]*\.[\w-]*\.[\w-]*"
+    r"|(?i:bearer)\s+[\w.~+/-]+=*"
+)
+
+
+def _replace_secret(match: re.Match[str]) -> str:
+    return f"{match['url_user']}{REDACTED}@" if match["url_user"] else REDACTED
+
+
+def redact_text(text: str) -> str:
+    """`text` with every secret that SECRET_IN_TEXT recognises replaced."""
+    return SECRET_IN_TEXT.sub(_replace_secret, text)
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
@@ -42,9 +74,11 @@ def redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDi
     event_dict.pop("color_message", None)
     if event_dict.get("message") == event_dict.get("event"):
         del event_dict["message"]
-    for key in event_dict:
+    for key, value in event_dict.items():
         if key.lower() in REDACTED_KEYS:
-            event_dict[key] = "[REDACTED]"
+            event_dict[key] = REDACTED
+        elif isinstance(value, str):
+            event_dict[key] = redact_text(value)
     return event_dict
 
 
@@ -59,14 +93,14 @@ def configure_logging(settings: Settings) -> None:
 {%- if cookiecutter.tracing %}
         add_trace_context,
 {%- endif %}
-        redact_secrets,
     ]
     renderer: Processor
     if settings.resolved_log_format == "json":
-        shared.append(structlog.processors.format_exc_info)
+        shared.append(structlog.processors.format_exc_info)  # before redaction: it reads it
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer()
+    shared.append(redact_secrets)
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

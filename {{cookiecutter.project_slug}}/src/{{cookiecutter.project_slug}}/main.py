@@ -27,7 +27,11 @@ from {{ cookiecutter.project_slug }}.logging import configure_logging
 {%- if cookiecutter.metrics %}
 from {{ cookiecutter.project_slug }}.metrics import install_metrics
 {%- endif %}
-from {{ cookiecutter.project_slug }}.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from {{ cookiecutter.project_slug }}.middleware import (
+    RequestContextMiddleware,
+    RequestSizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 {%- if cookiecutter.sentry %}
 from {{ cookiecutter.project_slug }}.sentry import init_sentry
 {%- endif %}
@@ -104,6 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.metrics %}
     install_metrics(app)
 {%- endif %}
+    # Wraps every route, inside the access log so that a 413 has its request id and line.
+    app.add_middleware(
+        RequestSizeLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
     app.add_middleware(RequestContextMiddleware, quiet_paths=(LIVE_PATH, READY_PATH))
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts_header)
 {%- if cookiecutter.tracing %}

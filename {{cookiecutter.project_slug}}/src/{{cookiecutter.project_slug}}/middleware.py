@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, access log, last-resort error handling, security headers.
+"""Pure ASGI middleware: request id, access log, last-resort error handling, request body
+size limit, security headers.
 
 Pure ASGI (not BaseHTTPMiddleware) keeps throughput and lets the request id, bound in a
 context variable here, reach every log line written while the request is handled.
@@ -16,6 +17,7 @@ import sentry_sdk
 {% endif -%}
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.errors import problem_response
@@ -88,6 +90,81 @@ class RequestContextMiddleware:
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                         client=scope["client"][0] if scope.get("client") else None,
                     )
+
+
+class RequestTooLargeError(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+class RequestSizeLimitMiddleware:
+    """Refuses request bodies over `max_body_bytes` (413) and headers over `max_header_bytes`
+    (431), before the application reads them.
+
+    A declared Content-Length over the limit is answered at once, unread (the server checks
+    that a body matches its Content-Length). A body without one (chunked) is counted as it
+    arrives and cut off as soon as it crosses the limit. The server has buffered the headers
+    by now; a proxy in front bounds that (see the README).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header_bytes = 0
+        declared: int | None = None
+        for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+        if header_bytes > self.max_header_bytes:
+            detail = f"The request headers exceed {self.max_header_bytes} bytes."
+            await _refuse(scope, receive, send, 431, detail)
+        elif declared is not None and declared > self.max_body_bytes:
+            error = RequestTooLargeError(self.max_body_bytes)
+            await _refuse(scope, receive, send, error.status_code, error.detail)
+        elif declared is not None:
+            await self.app(scope, receive, send)
+        else:
+            await self._count_body(scope, receive, send)
+
+    async def _count_body(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # The application's error handler renders it (413 problem); should it
+                    # escape, it is answered below.
+                    raise RequestTooLargeError(self.max_body_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started |= message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except RequestTooLargeError as error:
+            if response_started:
+                raise
+            await _refuse(scope, receive, send, error.status_code, error.detail)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+    request_id = scope.get("state", {}).get("request_id")
+    response = problem_response(status, detail, instance=scope["path"], request_id=request_id)
+    await response(scope, receive, send)
 
 
 # Swagger UI and ReDoc load their scripts and styles from a CDN, so they get a looser policy.

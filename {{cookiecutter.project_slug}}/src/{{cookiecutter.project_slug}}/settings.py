@@ -1,23 +1,42 @@
 """Typed settings from the environment and `.env` (pydantic-settings).
 
-Every setting is documented in `.env.example`. In production the service refuses to
-start with the example secret or a short one.
+Every setting is documented in `.env.example`. Defaults fail closed: without an explicit
+ENVIRONMENT the process is production{% if cookiecutter.auth == "jwt" %}, and outside tests the service refuses to start with
+the example SECRET_KEY or a weak one{% endif %}.
 """
 
 from __future__ import annotations
 
+{% if cookiecutter.auth == "jwt" -%}
+import math
+from collections import Counter
+{% endif -%}
 from functools import lru_cache
 from typing import Annotated, Literal
 {%- if cookiecutter.auth == "oidc" %}
 from urllib.parse import urlsplit
 {%- endif %}
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+{%- if cookiecutter.sentry or cookiecutter.auth == "jwt" %}
+    SecretStr,
+{%- endif %}
+    ValidationError,
+    field_validator,
+{%- if cookiecutter.auth != "none" %}
+    model_validator,
+{%- endif %}
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+{% if cookiecutter.auth == "jwt" -%}
 # The value shipped in `.env.example`; a fresh one is written to `.env` at generation.
 EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # noqa: S105
 MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_BITS = 128
+KEY_GENERATION_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+{% endif -%}
 # Every API route lives under this prefix. Routers carry it themselves (rather than getting
 # it from include_router) so that route.path is the full template for metrics and traces.
 API_PREFIX = "/api/v1"
@@ -36,8 +55,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    environment: Environment = "development"
-    secret_key: SecretStr = SecretStr(EXAMPLE_SECRET_KEY)
+    # Unset means production: development conveniences come from the generated `.env`.
+    environment: Environment = "production"
     log_level: LogLevel = "INFO"
     # None means: json in production, console elsewhere.
     log_format: Literal["json", "console"] | None = None
@@ -53,6 +72,10 @@ class Settings(BaseSettings):
     # Seconds in-flight requests get to finish after SIGTERM; keep below the orchestrator's grace.
     graceful_shutdown_timeout: int = Field(default=20, ge=0)
 
+    # Requests with a larger body get 413 before it is read.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Requests whose header names and values add up to more get 431.
+    max_request_header_bytes: int = Field(default=16 * 1024, ge=1024)
     # What the service tells strangers. Docs: /docs, /redoc and /openapi.json; None means on
     # outside production, off in production.
     docs_enabled: bool | None = None
@@ -70,13 +93,21 @@ class Settings(BaseSettings):
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 
-    # Built-in users and tokens.
+    # Built-in users and tokens, signed with this key (HS256).
+    secret_key: SecretStr = SecretStr(EXAMPLE_SECRET_KEY)
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=14, ge=1, le=365)
     registration_enabled: bool = True
-    # Failed logins allowed per account and client address within the window (per process).
+    # Failed logins allowed within LOGIN_WINDOW_SECONDS (counted per process), then 429:
+    # per account and client address, per address across accounts, per account across
+    # addresses (reaching that one locks the account for everyone until the window ends).
     login_max_failures: int = Field(default=5, ge=1)
-    login_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_max_failures_per_account: int = Field(default=30, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    # Registration attempts allowed per client address within the window (per process).
+    registration_max_per_address: int = Field(default=10, ge=1)
+    registration_window_seconds: int = Field(default=600, ge=1)
 {%- elif cookiecutter.auth == "oidc" %}
 
     # OpenID Connect provider whose access tokens are accepted.
@@ -86,6 +117,15 @@ class Settings(BaseSettings):
     oidc_required_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     oidc_jwks_cache_seconds: int = Field(default=3600, ge=0)
     oidc_http_timeout_seconds: float = Field(default=5.0, gt=0)
+    # ID tokens are refused as access tokens. Relax for providers that differ: accept
+    # `nonce`/`at_hash`/`c_hash` in access tokens, or demand RFC 9068's `typ: at+jwt`.
+    oidc_accept_id_token_markers: bool = False
+    oidc_require_at_jwt_typ: bool = False
+{%- if cookiecutter.database != "none" %}
+    # Scopes the example items routes require (empty: none): for reads, and for writes.
+    oidc_items_read_scope: str = "items:read"
+    oidc_items_write_scope: str = "items:write"
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 
@@ -144,30 +184,29 @@ class Settings(BaseSettings):
             raise ValueError("METRICS_PORT must differ from PORT: metrics are not public")
         return self
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
 
     @model_validator(mode="after")
-    def _refuse_weak_secret_in_production(self) -> Settings:
+    def _refuse_a_weak_secret_key(self) -> Settings:
+        # Anyone who knows the key can sign a superuser's token; only tests may use a fixed one.
+        if self.environment != "test":
+            problem = secret_key_weakness(self.secret_key.get_secret_value())
+            if problem:
+                raise ValueError(f"SECRET_KEY {problem}; make one with: {KEY_GENERATION_COMMAND}")
+        return self
+{%- endif %}
+{%- if cookiecutter.auth == "oidc" %}
+
+    @model_validator(mode="after")
+    def _require_a_provider_in_production(self) -> Settings:
         if self.environment != "production":
             return self
-        secret = self.secret_key.get_secret_value()
-        if secret == EXAMPLE_SECRET_KEY:
-            raise ValueError(
-                "SECRET_KEY is the example value; set a random one in production, e.g. "
-                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-            )
-        if len(secret) < MIN_SECRET_KEY_LENGTH:
-            raise ValueError(
-                f"SECRET_KEY is {len(secret)} characters; production needs at least "
-                f"{MIN_SECRET_KEY_LENGTH}"
-            )
-{%- if cookiecutter.auth == "oidc" %}
         if not self.oidc_issuer or not self.oidc_audience:
             raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE must be set in production")
-        issuer = urlsplit(self.oidc_issuer)
-        if issuer.scheme != "https" and issuer.hostname not in LOOPBACK_HOSTS:
+        if not is_https_or_loopback(self.oidc_issuer):
             raise ValueError("OIDC_ISSUER must be an https:// URL in production")
-{%- endif %}
         return self
+{%- endif %}
 
     @property
     def resolved_docs_enabled(self) -> bool:
@@ -187,6 +226,40 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.environment == "production" else "console"
+
+
+{%- if cookiecutter.auth == "oidc" %}
+
+
+def is_https_or_loopback(url: str) -> bool:
+    """An https URL, or one on this machine (where plain http cannot be intercepted)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+
+
+def estimated_bits(secret: str) -> float:
+    """A simple strength estimate: Shannon entropy of the characters times the length."""
+    counts = Counter(secret).values()
+    per_character = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts)
+    return per_character * len(secret)
+
+
+def secret_key_weakness(secret: str) -> str | None:
+    """Why `secret` is not fit to sign tokens, or None when it is."""
+    if secret == EXAMPLE_SECRET_KEY:
+        return "is the public example value"
+    if not secret.strip():
+        return "is empty or whitespace only"
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        return f"is {len(secret)} characters; at least {MIN_SECRET_KEY_LENGTH} are needed"
+    if len(set(secret)) == 1:
+        return "repeats one character"
+    if estimated_bits(secret) < MIN_SECRET_KEY_BITS:
+        return f"is too predictable (under {MIN_SECRET_KEY_BITS} bits of entropy by estimate)"
+    return None
+{%- endif %}
 
 
 class ConfigurationError(SystemExit):

@@ -1,6 +1,6 @@
 {%- if cookiecutter.auth == "jwt" -%}
 """What endpoints depend on: the current user (from a bearer access token), superusers only,
-the failed-login limiter, and the lifespan that creates it."""
+the login and registration limiters, and the lifespan that creates them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
-from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMemoryFailureLimiter
+from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMemoryFailureLimiter, LoginLimiter
 from {{ cookiecutter.project_slug }}.auth.tokens import decode_token
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
@@ -30,8 +30,13 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _limiter(request: Request) -> FailureLimiter:
-    limiter: FailureLimiter = request.app.state.login_limiter
+def _login_limiter(request: Request) -> LoginLimiter:
+    limiter: LoginLimiter = request.app.state.login_limiter
+    return limiter
+
+
+def _registration_limiter(request: Request) -> FailureLimiter:
+    limiter: FailureLimiter = request.app.state.registration_limiter
     return limiter
 
 
@@ -41,7 +46,8 @@ def client_address(request: Request) -> str:
 
 
 AppSettings = Annotated[Settings, Depends(_settings)]
-Limiter = Annotated[FailureLimiter, Depends(_limiter)]
+Limiter = Annotated[LoginLimiter, Depends(_login_limiter)]
+RegistrationLimiter = Annotated[FailureLimiter, Depends(_registration_limiter)]
 ClientAddress = Annotated[str, Depends(client_address)]
 
 
@@ -74,14 +80,27 @@ Superuser = Annotated[User, Depends(current_superuser)]
 @asynccontextmanager
 async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     await to_thread.run_sync(dummy_hash)  # made now, off the loop, not by the first login
-    app.state.login_limiter = InMemoryFailureLimiter(
-        max_failures=settings.login_max_failures,
-        window_seconds=settings.login_window_seconds,
-    )
+    app.state.login_limiter = login_limiter(settings)
+    app.state.registration_limiter = registration_limiter(settings)
     yield
+
+
+def login_limiter(settings: Settings) -> LoginLimiter:
+    window = settings.login_window_seconds
+    return LoginLimiter(
+        per_account_and_address=InMemoryFailureLimiter(settings.login_max_failures, window),
+        per_address=InMemoryFailureLimiter(settings.login_max_failures_per_address, window),
+        per_account=InMemoryFailureLimiter(settings.login_max_failures_per_account, window),
+    )
+
+
+def registration_limiter(settings: Settings) -> FailureLimiter:
+    return InMemoryFailureLimiter(
+        settings.registration_max_per_address, settings.registration_window_seconds
+    )
 {%- else -%}
-"""What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`, and
-the lifespan that creates the token verifier."""
+"""What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`,
+`require_scope_setting`, and the lifespan that creates the token verifier."""
 
 from __future__ import annotations
 
@@ -131,9 +150,26 @@ def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+def require_scope_setting(
+    scope_of: Callable[[Settings], str],
+) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    """`require_scopes` with the scope(s) named by a setting (empty: none needed):
+
+    @router.get("", dependencies=[Depends(require_scope_setting(lambda s: s.my_read_scope))])
+    """
+
+    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
+        settings: Settings = request.app.state.settings
+        check_scopes(principal, frozenset(scope_of(settings).split()))
+        return principal
+
+    return check
+
+
 @asynccontextmanager
 async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     async with httpx.AsyncClient(timeout=settings.oidc_http_timeout_seconds) as http:
-        app.state.oidc_verifier = OIDCVerifier.from_settings(settings, http)
+        app.state.oidc_verifier = verifier = OIDCVerifier.from_settings(settings, http)
         yield
+        await verifier.aclose()
 {%- endif %}

@@ -1,13 +1,20 @@
 """Verification of access tokens issued by an external OpenID Connect provider.
 
 The provider's signing keys are found through its discovery document
-(`<issuer>/.well-known/openid-configuration` -> `jwks_uri`) and cached. A token signed by a
-key we have not seen (the provider rotated its keys) triggers one refetch, at most once per
-cooldown, so random `kid`s cannot make us hammer the provider. Fetching uses an async HTTP
-client: PyJWT's own PyJWKClient would block the event loop while it downloads.
+(`<issuer>/.well-known/openid-configuration` -> `jwks_uri`, which must be https unless the
+issuer itself may be plain http) and cached. A token signed by a key we have not seen (the
+provider rotated its keys) triggers one refetch, at most once per cooldown, so random
+`kid`s cannot make us hammer the provider. Refetches are single-flight (concurrent callers
+share one), and a token whose key is cached never waits for one: a stale cache is refreshed
+in the background while its keys keep answering. Fetching uses an async HTTP client:
+PyJWT's own PyJWKClient would block the event loop while it downloads.
 
 Only asymmetric algorithms are accepted, and each key only with its own algorithm: `none`
-and HS256 forged with the public key (algorithm confusion) are refused.
+and HS256 forged with the public key (algorithm confusion) are refused. ID tokens are not
+access tokens: a token whose `typ` header is not an access token's (RFC 9068 `at+jwt`; the
+generic `JWT` or none is tolerated unless OIDC_REQUIRE_AT_JWT_TYP), or that carries an ID
+token's claims (`nonce`, `at_hash`, `c_hash`, Keycloak's `typ: ID`), is refused unless
+OIDC_ACCEPT_ID_TOKEN_MARKERS says the provider puts them in access tokens too.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import structlog
 from jwt import PyJWK, PyJWKSet
 
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
-from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.settings import Settings, is_https_or_loopback
 
 logger = structlog.stdlib.get_logger(__name__)
 
@@ -39,6 +46,11 @@ SUBJECT_MAX_LENGTH = 255
 PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 CLOCK_SKEW_SECONDS = 30  # tolerated difference between the provider's clock and ours
 INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
+# RFC 9068's media type for access tokens, and the generic one most providers still send.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+GENERIC_TOKEN_TYPES = frozenset({"jwt", "application/jwt"})
+# Claims that only ID tokens carry (OpenID Connect Core 1.0, sections 2 and 3.3.2.11).
+ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash")
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,9 @@ class OIDCVerifier:
         required_scopes: Iterable[str] = (),
         jwks_cache_seconds: float = 3600,
         refetch_cooldown_seconds: float = 30,
+        allow_plain_http_jwks: bool = False,
+        require_at_jwt_typ: bool = False,
+        accept_id_token_markers: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.issuer = issuer  # exactly as in the tokens' `iss` (Auth0's ends with a slash)
@@ -99,11 +114,14 @@ class OIDCVerifier:
         self.required_scopes = frozenset(required_scopes)
         self.jwks_cache_seconds = jwks_cache_seconds
         self.refetch_cooldown_seconds = refetch_cooldown_seconds
+        self.allow_plain_http_jwks = allow_plain_http_jwks
+        self.require_at_jwt_typ = require_at_jwt_typ
+        self.accept_id_token_markers = accept_id_token_markers
         self.clock = clock
         self._keys: PyJWKSet | None = None
         self._fetched_at = float("-inf")
         self._retry_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._refreshing: asyncio.Task[PyJWKSet | None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> OIDCVerifier:
@@ -113,6 +131,11 @@ class OIDCVerifier:
             http,
             required_scopes=settings.oidc_required_scopes,
             jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
+            # Where the issuer itself may be plain http (outside production), so may its keys.
+            allow_plain_http_jwks=not is_https_or_loopback(settings.oidc_issuer)
+            and settings.environment != "production",
+            require_at_jwt_typ=settings.oidc_require_at_jwt_typ,
+            accept_id_token_markers=settings.oidc_accept_id_token_markers,
         )
 
     async def verify(self, token: str) -> Principal:
@@ -124,6 +147,8 @@ class OIDCVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise UnauthorizedError(INVALID_TOKEN) from None
+        if not self._is_access_token_type(header.get("typ")):
+            raise UnauthorizedError(INVALID_TOKEN)
         key = await self._signing_key(header.get("kid"))
         if key is None or key.algorithm_name not in ALLOWED_ALGORITHMS:
             raise UnauthorizedError(INVALID_TOKEN)
@@ -142,40 +167,75 @@ class OIDCVerifier:
         subject = str(claims["sub"])
         if len(subject) > SUBJECT_MAX_LENGTH or not PRINTABLE_ASCII.fullmatch(subject):
             raise UnauthorizedError(INVALID_TOKEN)
+        if not self.accept_id_token_markers and _is_id_token(claims):
+            raise UnauthorizedError(INVALID_TOKEN)
         principal = principal_from_claims(claims)
         check_scopes(principal, self.required_scopes)
         return principal
 
+    def _is_access_token_type(self, typ: object) -> bool:
+        if typ is None:
+            return not self.require_at_jwt_typ
+        if not isinstance(typ, str):
+            return False
+        typ = typ.lower()
+        return typ in ACCESS_TOKEN_TYPES or (
+            typ in GENERIC_TOKEN_TYPES and not self.require_at_jwt_typ
+        )
+
     async def _signing_key(self, kid: object) -> PyJWK | None:
-        keys = await self._key_set(refetch=False)
+        keys = self._keys
+        if keys is None:
+            keys = await self._refresh()
+        elif self.clock() - self._fetched_at >= self.jwks_cache_seconds:
+            self._start_refresh()  # in the background: the keys we have answer meanwhile
         key = _find(keys, kid)
         if key is None and self.clock() - self._fetched_at >= self.refetch_cooldown_seconds:
-            key = _find(await self._key_set(refetch=True), kid)  # the provider rotated keys
+            key = _find(await self._refresh(), kid)  # the provider rotated keys
         return key
 
-    async def _key_set(self, *, refetch: bool) -> PyJWKSet:
-        async with self._lock:
-            now = self.clock()
-            fresh = now - self._fetched_at < self.jwks_cache_seconds
-            if self._keys is not None and fresh and not refetch:
-                return self._keys
-            # After a failed fetch, wait a cooldown before the next one: while the provider
-            # is down, requests must not queue behind one timeout after another.
-            if now >= self._retry_at:
-                try:
-                    self._keys = await self._fetch_key_set()
-                    self._fetched_at = now
-                except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-                    self._retry_at = now + self.refetch_cooldown_seconds
-                    logger.warning(
-                        "oidc_keys_fetch_failed", error=repr(exc), cached=self._keys is not None
-                    )
-            if self._keys is None:
-                raise ServiceUnavailableError(
-                    "The identity provider cannot be reached; retry later.",
-                    headers={"Retry-After": str(int(self.refetch_cooldown_seconds) or 1)},
+    def _start_refresh(self) -> asyncio.Task[PyJWKSet | None]:
+        """The refresh under way, or a new one: one at a time, shared by every caller."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._fetch_or_keep())
+        return self._refreshing
+
+    async def _refresh(self) -> PyJWKSet:
+        # shield: a caller that gives up (a client disconnect) must not cancel the others'.
+        keys = await asyncio.shield(self._start_refresh())
+        if keys is None:
+            raise ServiceUnavailableError(
+                "The identity provider cannot be reached; retry later.",
+                headers={"Retry-After": str(int(self.refetch_cooldown_seconds) or 1)},
+            )
+        return keys
+
+    async def _fetch_or_keep(self) -> PyJWKSet | None:
+        """Fresh keys, or (the fetch failed) the ones we have, which keep working."""
+        now = self.clock()
+        # After a failed fetch, wait a cooldown before the next one: while the provider is
+        # down, requests must not queue behind one timeout after another.
+        if now >= self._retry_at:
+            try:
+                self._keys = await self._fetch_key_set()
+                self._fetched_at = now
+            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+                self._retry_at = now + self.refetch_cooldown_seconds
+                logger.warning(
+                    "oidc_keys_fetch_failed", error=repr(exc), cached=self._keys is not None
                 )
-            return self._keys  # while the provider is down, the keys we have keep working
+        return self._keys
+
+    async def settle(self) -> None:
+        """Wait for a background refresh to end (tests use it)."""
+        if self._refreshing is not None:
+            await asyncio.wait([self._refreshing])
+
+    async def aclose(self) -> None:
+        """Stop a refresh under way (at shutdown, before the HTTP client closes)."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            await asyncio.wait([self._refreshing])
 
     async def _fetch_key_set(self) -> PyJWKSet:
         discovery_url = f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
@@ -188,11 +248,14 @@ class OIDCVerifier:
             or not isinstance(discovery.get("jwks_uri"), str)
         ):
             raise ValueError(f"{discovery_url} does not describe {self.issuer}")
-        response = await self.http.get(discovery["jwks_uri"])
+        jwks_uri = discovery["jwks_uri"]
+        if not (self.allow_plain_http_jwks or is_https_or_loopback(jwks_uri)):
+            raise ValueError(f"{discovery_url} names a jwks_uri that is not https")
+        response = await self.http.get(jwks_uri)
         response.raise_for_status()
         jwks = response.json()
         if not isinstance(jwks, dict):
-            raise ValueError(f"{discovery['jwks_uri']} is not a JSON Web Key Set")
+            raise ValueError(f"{jwks_uri} is not a JSON Web Key Set")
         return PyJWKSet.from_dict(jwks)
 
 
@@ -200,3 +263,7 @@ def _find(keys: PyJWKSet, kid: object) -> PyJWK | None:
     if kid is None and len(keys.keys) == 1:
         return keys.keys[0]  # a provider with a single key may leave `kid` out
     return next((key for key in keys.keys if key.key_id == kid), None)
+
+
+def _is_id_token(claims: Mapping[str, Any]) -> bool:
+    return any(name in claims for name in ID_TOKEN_CLAIMS) or claims.get("typ") == "ID"

@@ -1,7 +1,15 @@
-"""Failed-login limits: after N failures within a window, a key is refused with 429.
+"""Attempt limits: after N failures (or attempts) within a window, a key is refused with 429.
 
-The key is the account and the client address together, so one attacker cannot lock a
-user out from everywhere, and one address cannot grind through a password list.
+Failed logins are counted three ways (`LoginLimiter`), and a login is refused while any
+count is at its limit:
+- per account and client address: one address cannot grind through a password list for
+  one account, and cannot lock its owner out elsewhere;
+- per client address, across accounts: one address cannot spray a common password over
+  many accounts (unknown emails count too);
+- per account, across addresses, with a higher limit: many addresses (a botnet) cannot
+  grind through one account either. Reaching it locks the account for everyone until the
+  window ends, which is why the window is short (LOGIN_WINDOW_SECONDS, 5 minutes).
+Registrations are counted per client address (every attempt, not only failures).
 
 Scope: the counts live in this process. With WEB_CONCURRENCY workers and several replicas
 an attacker gets up to (limit x workers x replicas) attempts per window; implement
@@ -16,6 +24,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Protocol
 
@@ -30,7 +39,7 @@ class TooManyAttemptsError(ProblemError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            "Too many failed attempts; retry later.", headers={"Retry-After": str(retry_after)}
+            "Too many attempts; retry later.", headers={"Retry-After": str(retry_after)}
         )
 
 
@@ -85,3 +94,39 @@ class InMemoryFailureLimiter:
 def refuse_while_locked(limiter: FailureLimiter, key: str) -> None:
     if (seconds := limiter.retry_after(key)) is not None:
         raise TooManyAttemptsError(seconds)
+
+
+@dataclass(frozen=True)
+class LoginLimiter:
+    """Failed logins per account and address, per address, and per account (see above)."""
+
+    per_account_and_address: FailureLimiter
+    per_address: FailureLimiter
+    per_account: FailureLimiter
+
+    def _keys(self, email: str, client_address: str) -> list[tuple[FailureLimiter, str]]:
+        account = email.lower()
+        return [
+            (self.per_account_and_address, f"login:{account}:{client_address}"),
+            (self.per_address, f"login-address:{client_address}"),
+            (self.per_account, f"login-account:{account}"),
+        ]
+
+    def refuse_while_locked(self, email: str, client_address: str) -> None:
+        waits = [
+            seconds
+            for limiter, key in self._keys(email, client_address)
+            if (seconds := limiter.retry_after(key)) is not None
+        ]
+        if waits:
+            raise TooManyAttemptsError(max(waits))
+
+    def record_failure(self, email: str, client_address: str) -> None:
+        for limiter, key in self._keys(email, client_address):
+            limiter.record_failure(key)
+
+    def reset(self, email: str, client_address: str) -> None:
+        """After a successful login. Only this account-and-address count starts again: a
+        login to one's own account must not wipe the count of a spraying address."""
+        limiter, key = self._keys(email, client_address)[0]
+        limiter.reset(key)

@@ -6,8 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, status
 
 from {{ cookiecutter.project_slug }}.auth import service
-from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, ClientAddress, Limiter
+from {{ cookiecutter.project_slug }}.auth.dependencies import (
+    AppSettings,
+    ClientAddress,
+    Limiter,
+    RegistrationLimiter,
+)
 from {{ cookiecutter.project_slug }}.auth.passwords import PASSWORD_MAX_LENGTH
+from {{ cookiecutter.project_slug }}.auth.rate_limit import refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import RefreshRequest, TokenPair
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError
@@ -20,11 +26,21 @@ router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
-async def register(data: UserCreate, session: SessionDep, settings: AppSettings) -> UserRead:
+async def register(
+    data: UserCreate,
+    session: SessionDep,
+    settings: AppSettings,
+    limiter: RegistrationLimiter,
+    address: ClientAddress,
+) -> UserRead:
     """Create an account (REGISTRATION_ENABLED=false turns this off). Note that a 409 tells
-    the caller the email has an account; turn registration off if that must stay secret."""
+    the caller the email has an account; turn registration off if that must stay secret.
+    Attempts are limited per client address (429): each one costs password hashing."""
     if not settings.registration_enabled:
         raise ForbiddenError("Registration is closed.")
+    key = f"register:{address}"
+    refuse_while_locked(limiter, key)
+    limiter.record_failure(key)  # every attempt counts, not only failed ones
     return UserRead.model_validate(await users.create_user(session, data.email, data.password))
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.auth.models import RefreshToken
 from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash, verify_password
-from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, refuse_while_locked
+from {{ cookiecutter.project_slug }}.auth.rate_limit import LoginLimiter, refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import TokenPair
 from {{ cookiecutter.project_slug }}.auth.tokens import decode_token, encode_token, lifetime
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
@@ -26,10 +26,6 @@ from {{ cookiecutter.project_slug }}.users.models import User
 logger = structlog.stdlib.get_logger(__name__)
 
 BAD_CREDENTIALS = "Incorrect email or password."
-
-
-def login_key(email: str, client_address: str) -> str:
-    return f"login:{email.lower()}:{client_address}"
 
 
 async def check_password(user: User | None, password: str) -> bool:
@@ -45,34 +41,34 @@ async def check_password(user: User | None, password: str) -> bool:
 
 async def authenticate(
     session: AsyncSession,
-    limiter: FailureLimiter,
+    limiter: LoginLimiter,
     *,
     email: str,
     password: str,
     client_address: str,
 ) -> User:
-    key = login_key(email, client_address)
-    refuse_while_locked(limiter, key)
+    limiter.refuse_while_locked(email, client_address)
     user = await users.get_by_email(session, email)
     if not await check_password(user, password) or user is None or not user.is_active:
-        limiter.record_failure(key)
+        limiter.record_failure(email, client_address)
         logger.info("login_failed", client=client_address)
         raise UnauthorizedError(BAD_CREDENTIALS)
-    limiter.reset(key)
+    limiter.reset(email, client_address)
     return user
 
 
 async def confirm_password(
-    limiter: FailureLimiter, user: User, password: str, *, client_address: str
+    limiter: LoginLimiter, user: User, password: str, *, client_address: str
 ) -> None:
     """403 unless `password` is the signed-in `user`'s own, as account changes require;
     wrong guesses are limited like logins, per user and client address."""
+    per_user = limiter.per_account_and_address
     key = f"password-check:{user.id}:{client_address}"
-    refuse_while_locked(limiter, key)
+    refuse_while_locked(per_user, key)
     if not await check_password(user, password):
-        limiter.record_failure(key)
+        per_user.record_failure(key)
         raise ForbiddenError("The current password is incorrect.")
-    limiter.reset(key)
+    per_user.reset(key)
 
 
 async def issue_tokens(

@@ -60,6 +60,14 @@ def encode_token(
     return token, expires_at
 
 
+def _numeric_date(value: object) -> datetime:
+    """RFC 7519's NumericDate: a JSON number (PyJWT also lets digit strings through), and
+    one that a date can hold; ValueError, OverflowError or OSError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("not a NumericDate")
+    return datetime.fromtimestamp(value, UTC)
+
+
 def decode_token(settings: Settings, token: str, expected_type: TokenType) -> TokenClaims:
     """The verified claims, or UnauthorizedError whatever is wrong with the token."""
     try:
@@ -73,11 +81,14 @@ def decode_token(settings: Settings, token: str, expected_type: TokenType) -> To
         )
         if claims["type"] != expected_type:
             raise UnauthorizedError(INVALID_TOKEN)
+        _numeric_date(claims["iat"])
         return TokenClaims(
             subject=uuid.UUID(str(claims["sub"])),
             token_id=uuid.UUID(str(claims["jti"])),
             type=expected_type,
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            expires_at=_numeric_date(claims["exp"]),
         )
-    except (jwt.PyJWTError, ValueError):
+    # A signed token can still hold dates no datetime can (huge, infinite): OverflowError
+    # and OSError come from the conversion, and are a 401 like any other bad token.
+    except (jwt.PyJWTError, ValueError, OverflowError, OSError):
         raise UnauthorizedError(INVALID_TOKEN) from None

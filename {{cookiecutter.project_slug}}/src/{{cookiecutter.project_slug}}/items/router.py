@@ -10,7 +10,7 @@ from fastapi import APIRouter, {% if cookiecutter.auth != "none" %}Depends, {% e
 {% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentUser
 {% elif cookiecutter.auth == "oidc" -%}
-from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal
+from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal, require_scope_setting
 {% endif -%}
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.items import service
@@ -28,6 +28,11 @@ async def caller(user: CurrentUser) -> service.Caller:
 
 async def caller(principal: CurrentPrincipal) -> service.Caller:
     return service.Caller(owner_id=principal.subject)
+
+
+# Reads need the scope OIDC_ITEMS_READ_SCOPE names, writes OIDC_ITEMS_WRITE_SCOPE.
+READS = [Depends(require_scope_setting(lambda settings: settings.oidc_items_read_scope))]
+WRITES = [Depends(require_scope_setting(lambda settings: settings.oidc_items_write_scope))]
 {%- endif %}
 {%- if cookiecutter.auth != "none" %}
 
@@ -37,14 +42,16 @@ Caller = Annotated[service.Caller, Depends(caller)]
 {#- Every endpoint below takes the caller when items have owners. #}
 {%- set caller_param = ", caller: Caller" if cookiecutter.auth != "none" else "" %}
 {%- set caller_arg = "caller, " if cookiecutter.auth != "none" else "" %}
+{%- set reads = ", dependencies=READS" if cookiecutter.auth == "oidc" else "" %}
+{%- set writes = ", dependencies=WRITES" if cookiecutter.auth == "oidc" else "" %}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED{{ writes }})
 async def create_item(data: ItemCreate, session: SessionDep{{ caller_param }}) -> ItemRead:
     return ItemRead.model_validate(await service.create_item(session, {{ caller_arg }}data))
 
 
-@router.get("")
+@router.get(""{{ reads }})
 async def list_items(
     session: SessionDep,
 {%- if cookiecutter.auth != "none" %}
@@ -62,12 +69,12 @@ async def list_items(
     )
 
 
-@router.get("/{item_id}")
+@router.get("/{item_id}"{{ reads }})
 async def get_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> ItemRead:
     return ItemRead.model_validate(await service.get_item(session, {{ caller_arg }}item_id))
 
 
-@router.patch("/{item_id}")
+@router.patch("/{item_id}"{{ writes }})
 {%- if cookiecutter.auth != "none" %}
 async def update_item(
     item_id: uuid.UUID, data: ItemUpdate, session: SessionDep, caller: Caller
@@ -79,6 +86,6 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep)
     return ItemRead.model_validate(item)
 
 
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT{{ writes }})
 async def delete_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> None:
     await service.delete_item(session, {{ caller_arg }}item_id)

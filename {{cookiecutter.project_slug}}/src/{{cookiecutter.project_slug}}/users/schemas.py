@@ -11,8 +11,21 @@ from {{ cookiecutter.project_slug }}.users.models import EMAIL_MAX_LENGTH
 
 # Lowercased as a whole: one account per address, whatever case it is typed in.
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH), AfterValidator(str.lower)]
-# Length is the only rule (no composition rules), as NIST SP 800-63B advises.
-Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
+
+
+def _not_blank(password: str) -> str:
+    if not password.strip():
+        raise ValueError("must not be only whitespace")
+    return password
+
+
+# No composition rules, as NIST SP 800-63B advises: a length, and (in the service, off the
+# event loop) a refusal of passwords that are easy to guess.
+Password = Annotated[
+    str,
+    Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH),
+    AfterValidator(_not_blank),
+]
 # What a client presents as its current password: any length up to the bound.
 PresentedPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.auth.passwords import hash_password
+from {{ cookiecutter.project_slug }}.auth.passwords import check_password_strength, hash_password
 from {{ cookiecutter.project_slug }}.db import fetch_page, flush_or_conflict
 from {{ cookiecutter.project_slug }}.users.models import User
 
@@ -21,6 +21,7 @@ def _email_taken(email: str) -> str:
 async def create_user(
     session: AsyncSession, email: str, password: str, *, is_superuser: bool = False
 ) -> User:
+    await check_password_strength(password, email=email)
     user = User(
         email=email.lower(),
         hashed_password=await hash_password(password),
@@ -37,6 +38,7 @@ async def change_email(session: AsyncSession, user: User, email: str) -> None:
 
 
 async def change_password(session: AsyncSession, user: User, password: str) -> None:
+    await check_password_strength(password, email=user.email)
     user.hashed_password = await hash_password(password)
     await session.flush()
 
