@@ -24,7 +24,7 @@ from pydantic import (
 {%- endif %}
     ValidationError,
     field_validator,
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth != "none" or cookiecutter.metrics %}
     model_validator,
 {%- endif %}
 )
