@@ -167,7 +167,8 @@ def next_steps(context: dict[str, Any]) -> str:
         "uv sync                 # install (uv: https://docs.astral.sh/uv/)",
     ]
     if context["database"] == "postgresql":
-        steps.append("# point DATABASE_URL in .env at a PostgreSQL server first")
+        steps.append("# DATABASE_URL in .env names the PostgreSQL server and database")
+        steps.append("make db                 # create that database (once, on a local server)")
     if context["database"] != "none":
         steps.append("make migrate            # create the database schema")
     if context["auth"] == "jwt":

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations.ops import MigrationScript
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+{%- if cookiecutter.database == "postgresql" %}
+from sqlalchemy.exc import DBAPIError
+{%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.auth import models as _auth_models  # noqa: F401 - registers tables
 {% endif -%}
-from {{ cookiecutter.project_slug }}.db import Base, build_engine
+from {{ cookiecutter.project_slug }}.db import Base, UTCDateTime, build_engine{% if cookiecutter.database == "postgresql" %}, missing_database{% endif %}
 from {{ cookiecutter.project_slug }}.items import models as _items_models  # noqa: F401
 from {{ cookiecutter.project_slug }}.settings import Settings
 {%- if cookiecutter.auth == "jwt" %}
@@ -31,6 +39,24 @@ def _settings() -> Settings:
     return Settings(database_url=url) if url else Settings()
 
 
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Write the project's own column types as the plain SQLAlchemy types they store, so a
+    generated migration needs no import from the application (and never changes with it)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False  # the default rendering
+
+
+def sequential_revision_ids(
+    _context: MigrationContext, _revision: Any, directives: list[MigrationScript]
+) -> None:
+    """Number new revisions 0002, 0003, ... after the shipped 0001, so that file names
+    (`file_template` in alembic.ini) sort in the order the migrations run."""
+    heads = ScriptDirectory.from_config(config).get_heads()
+    if directives and all(head.isdigit() for head in heads):
+        directives[0].rev_id = f"{max((int(head) for head in heads), default=0) + 1:04d}"
+
+
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     context.configure(
         connection=connection,
@@ -41,6 +67,8 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
             "sqlite"
         ),
         compare_type=True,
+        render_item=render_item,
+        process_revision_directives=sequential_revision_ids,
         literal_binds=connection is None,
     )
 
@@ -57,14 +85,27 @@ def _run_sync(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def run_migrations_online() -> None:
-    engine = build_engine(_settings(), pooled=False)
-    async with engine.connect() as connection:
-        await connection.run_sync(_run_sync)
-    await engine.dispose()
+async def run_migrations_online(settings: Settings) -> None:
+    engine = build_engine(settings, pooled=False)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync)
+    finally:
+        await engine.dispose()
 
 
 if context.is_offline_mode():
     run_migrations_offline()
 else:
-    asyncio.run(run_migrations_online())
+{%- if cookiecutter.database == "postgresql" %}
+    settings = _settings()
+    try:
+        asyncio.run(run_migrations_online(settings))
+    except DBAPIError as exc:
+        # A missing database is a setup step, not a crash: one line, not a traceback.
+        if (problem := missing_database(exc, settings.database_url)) is None:
+            raise
+        raise SystemExit(problem) from None
+{%- else %}
+    asyncio.run(run_migrations_online(_settings()))
+{%- endif %}

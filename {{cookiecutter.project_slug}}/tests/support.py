@@ -40,6 +40,9 @@ from fastapi import FastAPI
 from {{ cookiecutter.project_slug }}.auth.dependencies import current_principal
 from {{ cookiecutter.project_slug }}.auth.oidc import Principal
 {% endif -%}
+{% if cookiecutter.database == "postgresql" -%}
+from {{ cookiecutter.project_slug }}.db import maintenance_url
+{% endif -%}
 {% if cookiecutter.auth != "none" and cookiecutter.database != "none" -%}
 from {{ cookiecutter.project_slug }}.items.router import caller
 from {{ cookiecutter.project_slug }}.items.service import Caller
@@ -110,16 +113,19 @@ def migrate(database_url: str) -> None:
 
 
 @contextmanager
-def throwaway_database(directory: Path) -> Iterator[str]:
-    """A migrated SQLite file of its own; nothing to clean up beyond pytest's tmp dir."""
+def throwaway_database(directory: Path, *, migrated: bool = True) -> Iterator[str]:
+    """A SQLite file of its own, migrated unless asked not to; nothing to clean up beyond
+    pytest's tmp dir."""
     url = f"sqlite+aiosqlite:///{directory / f'test_{uuid.uuid4().hex}.db'}"
-    migrate(url)
+    if migrated:
+        migrate(url)
     yield url
 {%- else %}
 
 
 SERVER_HINT = (
-    "The tests need a PostgreSQL server named by DATABASE_URL, e.g.\n"
+    "The tests need the PostgreSQL server named by DATABASE_URL (its database need not\n"
+    "exist: test databases are created through the server's `postgres` database), e.g.\n"
     "  DATABASE_URL=postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/postgres\n"
     "Start one with `docker compose up -d db`, or point DATABASE_URL at an existing server."
 )
@@ -139,10 +145,12 @@ async def _admin(server_url: str, statement: str) -> None:
 
 
 @contextmanager
-def throwaway_database(directory: Path) -> Iterator[str]:
-    """Create a migrated database on the server named by DATABASE_URL; drop it afterwards."""
+def throwaway_database(directory: Path, *, migrated: bool = True) -> Iterator[str]:
+    """Create a database (migrated unless asked not to) on the server named by DATABASE_URL,
+    through its maintenance database, so the database DATABASE_URL names need not exist;
+    drop it afterwards."""
     del directory  # the database lives on the server
-    server_url = _server_url()
+    server_url = maintenance_url(_server_url())
     name = f"test_{{ cookiecutter.project_slug }}_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
@@ -150,7 +158,8 @@ def throwaway_database(directory: Path) -> Iterator[str]:
         pytest.fail(f"Cannot create a test database: {exc!r}\n{SERVER_HINT}", pytrace=False)
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
-        migrate(url)
+        if migrated:
+            migrate(url)
         yield url
     finally:
         asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

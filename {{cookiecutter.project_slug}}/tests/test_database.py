@@ -1,18 +1,48 @@
 from __future__ import annotations
 
+import asyncio
+{% if cookiecutter.auth == "jwt" -%}
+import io
+{% endif -%}
 import logging
+import uuid
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Uuid, column, table, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession{% if cookiecutter.database == "postgresql" %}, create_async_engine{% endif %}
+from starlette.requests import Request
 
-from {{ cookiecutter.project_slug }}.db import SessionDep, UTCDateTime
+{% if cookiecutter.auth == "jwt" or cookiecutter.database == "postgresql" -%}
+from {{ cookiecutter.project_slug }} import cli
+{% endif -%}
+from {{ cookiecutter.project_slug }}.db import (
+    NOT_MIGRATED,
+    SessionDep,
+    UTCDateTime,
+    database_setup_problem,
+    handle_database_error,
+{%- if cookiecutter.database == "postgresql" %}
+    maintenance_url,
+{%- endif %}
+)
 from {{ cookiecutter.project_slug }}.main import create_app
-from tests.support import {% if cookiecutter.auth != "none" %}items_without_login, {% endif %}make_settings
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database == "postgresql" %}
+from {{ cookiecutter.project_slug }}.settings import get_settings
+{%- endif %}
+from tests.support import (
+{%- if cookiecutter.auth != "none" %}
+    items_without_login,
+{%- endif %}
+    make_client,
+    make_settings,
+    migrate,
+    throwaway_database,
+)
 
 
 async def test_a_failing_commit_is_a_503_not_a_success(
@@ -73,3 +103,137 @@ async def test_a_broken_query_is_a_500_that_logs_no_parameter_values(
     assert "SELEC" in caplog.text  # the statement is logged, with its traceback
     assert secret not in caplog.text
     assert secret not in response.text
+
+
+async def _ready_and_items_then_ready_after_migrating(url: str) -> list[httpx.Response]:
+    app = create_app(make_settings(database_url=url))
+{%- if cookiecutter.auth != "none" %}
+    items_without_login(app)
+{%- endif %}
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        not_ready = await client.get("/health/ready")
+        items = await client.get("/api/v1/items")
+        await asyncio.to_thread(migrate, url)  # alembic runs its own event loop
+        return [not_ready, items, await client.get("/health/ready")]
+
+
+def test_an_unmigrated_schema_is_not_ready_and_says_how_to_fix_it(tmp_path: Path) -> None:
+    # A plain function: the throwaway database is created and dropped outside any event loop.
+    with throwaway_database(tmp_path, migrated=False) as url:
+        not_ready, items, ready = asyncio.run(_ready_and_items_then_ready_after_migrating(url))
+
+    assert not_ready.status_code == 503
+    assert items.status_code == 503
+    assert items.headers["content-type"] == "application/problem+json"
+    assert items.json()["detail"] == NOT_MIGRATED
+    assert "make migrate" in NOT_MIGRATED
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "schema": "ok"}
+
+
+# A table of the user's own that refers to items (created inside the test's transaction).
+ITEM_NOTES_DDL = "CREATE TABLE item_notes (item_id {{ 'uuid' if cookiecutter.database == 'postgresql' else 'CHAR(32)' }} NOT NULL REFERENCES items (id))"
+item_notes = table("item_notes", column("item_id", Uuid()))
+
+
+async def test_deleting_a_referenced_item_is_a_409(app: FastAPI, client: httpx.AsyncClient) -> None:
+    created = await client.post("/api/v1/items", json={"name": "referenced"})
+    item_id = created.json()["id"]
+    async with app.state.sessionmaker() as session:
+        await session.execute(text(ITEM_NOTES_DDL))
+        await session.execute(item_notes.insert().values(item_id=uuid.UUID(item_id)))
+        await session.commit()
+
+    response = await client.delete(f"/api/v1/items/{item_id}")
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "still referenced" in response.json()["detail"]
+    assert (await client.get(f"/api/v1/items/{item_id}")).status_code == 200
+
+
+def scope(path: str) -> Request:
+    return Request({"type": "http", "method": "DELETE", "path": path, "headers": []})
+
+
+async def test_any_foreign_key_or_unique_violation_is_a_409() -> None:
+    """For the user's own resources, without a try/except in their service."""
+    messages = ["FOREIGN KEY constraint failed", "UNIQUE constraint failed: notes.name"]
+    for message in messages:
+        error = IntegrityError("DELETE", {}, Exception(message))
+        response = await handle_database_error(scope("/api/v1/notes/1"), error)
+        assert response.status_code == 409
+
+
+async def test_other_database_errors_stay_errors() -> None:
+    bug = ProgrammingError("SELECT", {}, Exception("syntax error at or near"))
+    with pytest.raises(ProgrammingError):
+        await handle_database_error(scope("/api/v1/items"), bug)
+    null = IntegrityError("INSERT", {}, Exception("NOT NULL constraint failed: items.name"))
+    with pytest.raises(IntegrityError):
+        await handle_database_error(scope("/api/v1/items"), null)
+    assert database_setup_problem(bug, "unused") is None
+    assert database_setup_problem(ValueError("no such table"), "unused") is None
+{%- if cookiecutter.auth == "jwt" %}
+
+
+def test_create_superuser_says_the_schema_is_not_migrated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with throwaway_database(tmp_path, migrated=False) as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("ENVIRONMENT", "test")
+        monkeypatch.setattr("sys.stdin", io.StringIO("a long enough passphrase\n"))
+        get_settings.cache_clear()
+        try:
+            assert cli.main(["create-superuser", "--email", "root@example.com"]) == 1
+        finally:
+            get_settings.cache_clear()
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"Not created: {NOT_MIGRATED}"
+{%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+
+
+async def _drop(database_url: str, name: str) -> None:
+    engine = create_async_engine(maintenance_url(database_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+async def _connect(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect():
+            pass
+    finally:
+        await engine.dispose()
+
+
+def test_a_missing_database_is_named_and_create_database_creates_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"test_missing_{uuid.uuid4().hex[:12]}"
+    url = database_url.rsplit("/", 1)[0] + f"/{name}"
+    with pytest.raises(Exception) as missing:  # noqa: PT011 - any error; its message matters
+        asyncio.run(_connect(url))
+    problem = database_setup_problem(missing.value, url)
+    assert problem is not None
+    assert repr(name) in problem
+    assert "make db" in problem
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["create-database"]) == 0
+        assert f"{name!r} created" in capsys.readouterr().out
+        asyncio.run(_connect(url))
+        assert cli.main(["create-database"]) == 0
+        assert "exists already" in capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+        asyncio.run(_drop(database_url, name))
+{%- endif %}

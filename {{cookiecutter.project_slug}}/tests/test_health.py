@@ -21,7 +21,7 @@ async def test_ready_reports_every_check(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
 {%- if cookiecutter.database != "none" %}
-    assert response.json()["checks"] == {"database": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "schema": "ok"}
 {%- else %}
     assert response.json()["checks"] == {}
 {%- endif %}

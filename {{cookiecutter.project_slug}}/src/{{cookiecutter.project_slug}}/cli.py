@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
-{%- if cookiecutter.auth == "jwt" %}
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database == "postgresql" %}
 import asyncio
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
 import getpass
 {%- endif %}
 {%- if cookiecutter.metrics %}
@@ -21,11 +23,23 @@ from types import FrameType
 import uvicorn
 {%- if cookiecutter.auth == "jwt" %}
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.auth.passwords import WeakPasswordError
-from {{ cookiecutter.project_slug }}.db import DATABASE_UNAVAILABLE_ERRORS, standalone_session
+from {{ cookiecutter.project_slug }}.db import (
+    DATABASE_UNAVAILABLE_ERRORS,
+{%- if cookiecutter.database == "postgresql" %}
+    create_database,
+{%- endif %}
+    database_setup_problem,
+    standalone_session,
+)
+{% elif cookiecutter.database == "postgresql" -%}
+from {{ cookiecutter.project_slug }}.db import create_database
+{% endif -%}
+{% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.errors import ConflictError
 {% endif -%}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
@@ -33,6 +47,13 @@ from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 {%- if cookiecutter.auth == "jwt" %}
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.schemas import UserCreate
+{%- endif %}
+
+
+{%- if cookiecutter.auth == "jwt" %}
+
+# Not answering, or answering that the database or its tables do not exist yet.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_UNAVAILABLE_ERRORS, DBAPIError)
 {%- endif %}
 
 
@@ -114,10 +135,31 @@ def create_superuser(email: str) -> int:
     except (ConflictError, WeakPasswordError) as exc:
         print(f"Not created: {exc.detail}", file=sys.stderr)  # noqa: T201
         return 1
-    except DATABASE_UNAVAILABLE_ERRORS as exc:
-        print(f"Not created: the database is unavailable ({exc!r}).", file=sys.stderr)  # noqa: T201
+    except DATABASE_ERRORS as exc:
+        # Not created yet, not migrated yet, or not answering: one line that says which.
+        problem = database_setup_problem(exc, settings.database_url)
+        if problem is None and not isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+            raise
+        print(  # noqa: T201
+            f"Not created: {problem or f'the database is unavailable ({exc!r}).'}",
+            file=sys.stderr,
+        )
         return 1
     print(f"Superuser {data.email} created.")  # noqa: T201
+    return 0
+{%- endif %}
+
+
+{%- if cookiecutter.database == "postgresql" %}
+
+
+def create_database_command() -> int:
+    """Create the database DATABASE_URL names (for local development; in production the
+    database comes with the server you are given)."""
+    settings = get_settings()
+    name = settings.database_url.rsplit("/", 1)[-1].split("?", 1)[0]
+    created = asyncio.run(create_database(settings.database_url))
+    print(f"Database {name!r} {'created' if created else 'exists already'}.")  # noqa: T201
     return 0
 {%- endif %}
 
@@ -133,12 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     superuser.add_argument("--email", required=True)
 {%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+    commands.add_parser("create-database", help="create the database DATABASE_URL names")
+{%- endif %}
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
 {%- if cookiecutter.auth == "jwt" %}
     if args.command == "create-superuser":
         return create_superuser(args.email)
+{%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+    if args.command == "create-database":
+        return create_database_command()
 {%- endif %}
     return 2  # pragma: no cover - argparse rejects unknown commands
 

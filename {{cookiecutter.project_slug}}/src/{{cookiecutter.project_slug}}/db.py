@@ -11,14 +11,23 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import DateTime, MetaData, Select, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}func, select, text
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.engine import Connection, Dialect{% if cookiecutter.database == "postgresql" %}, make_url{% endif %}
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -132,12 +141,106 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
+# --- the schema's migration state ------------------------------------------------------
+
+NOT_MIGRATED = "The database schema is not migrated; run `make migrate` (alembic upgrade head)."
+
+
+class SchemaNotMigratedError(Exception):
+    def __init__(self, current: tuple[str, ...], expected: frozenset[str]) -> None:
+        super().__init__(
+            f"database schema at revision {', '.join(current) or 'none'}, migrations at "
+            f"{', '.join(sorted(expected))}; run `make migrate` (alembic upgrade head)"
+        )
+
+
+def migration_heads() -> frozenset[str] | None:
+    """The revisions `alembic upgrade head` leads to, from the Alembic scripts next to
+    alembic.ini: in the working directory (the container's /app) or the source checkout."""
+    for directory in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (directory / "alembic.ini").is_file() and (directory / "migrations").is_dir():
+            config = Config(directory / "alembic.ini")
+            return frozenset(ScriptDirectory.from_config(config).get_heads())
+    return None
+
+
+def _current_revisions(connection: Connection) -> tuple[str, ...]:
+    return MigrationContext.configure(connection).get_current_heads()
+
+
+async def check_schema(engine: AsyncEngine, expected: frozenset[str]) -> None:
+    async with engine.connect() as connection:
+        current = await connection.run_sync(_current_revisions)
+    if frozenset(current) != expected:
+        raise SchemaNotMigratedError(current, expected)
+
+
+def add_schema_readiness_check(app: FastAPI, engine: AsyncEngine) -> None:
+    """Ready only once the schema is at the migrations' head (read once, at startup)."""
+    expected = migration_heads()
+    if expected is None:
+        logger.warning("schema_check_disabled", reason="alembic.ini and migrations/ not found")
+        return
+    add_readiness_check(app, "schema", lambda: check_schema(engine, expected))
+
+
+{%- if cookiecutter.database == "postgresql" %}
+
+
+# --- the database itself (PostgreSQL): say when it is missing, create it locally ----------
+
+MAINTENANCE_DATABASE = "postgres"  # on every PostgreSQL server; used to create the others
+
+
+def maintenance_url(database_url: str) -> str:
+    """The same server and credentials, on the maintenance database."""
+    url = make_url(database_url).set(database=MAINTENANCE_DATABASE)
+    return url.render_as_string(hide_password=False)
+
+
+def missing_database(exc: BaseException, database_url: str) -> str | None:
+    """One line naming the database and the command that creates it, when `exc` is the
+    server saying that the database does not exist; None for any other error."""
+    if not (isinstance(exc, DBAPIError) and _sqlstate(exc) == MISSING_DATABASE):
+        return None
+    url = make_url(database_url)
+    return (
+        f"Database {url.database!r} does not exist on {url.host}:{url.port or 5432}; "
+        "create it with `make db` ({{ cookiecutter.project_slug }} create-database)."
+    )
+
+
+async def create_database(database_url: str) -> bool:
+    """Create the database `database_url` names, through the server's maintenance database;
+    False when it exists already."""
+    name = make_url(database_url).database
+    if not name:
+        raise ValueError("DATABASE_URL names no database")
+    engine = create_async_engine(
+        maintenance_url(database_url), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        async with engine.connect() as connection:
+            exists = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if exists:
+                return False
+            quoted = connection.dialect.identifier_preparer.quote_identifier(name)
+            await connection.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    finally:
+        await engine.dispose()
+{%- endif %}
+
+
 @asynccontextmanager
 async def database_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     engine = build_engine(settings)
     app.state.engine = engine
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     add_readiness_check(app, "database", lambda: ping(engine))
+    add_schema_readiness_check(app, engine)
     try:
         yield
     finally:
@@ -233,16 +336,70 @@ def is_database_unavailable(error: BaseException) -> bool:
     return isinstance(error, DATABASE_UNAVAILABLE_ERRORS)
 
 
+# --- errors that name their cause: a missing table, a row still referenced ---------------
+
+MISSING_DATABASE = "3D000"  # PostgreSQL's invalid_catalog_name
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    state = getattr(exc.orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def is_missing_table(exc: DBAPIError) -> bool:
+    """PostgreSQL's undefined_table (42P01), SQLite's "no such table"."""
+    return _sqlstate(exc) == "42P01" or "no such table" in str(exc.orig)
+
+
+def database_setup_problem(exc: BaseException, database_url: str) -> str | None:
+    """What to do when `exc` says that the database is not set up yet (not created, not
+    migrated); None for any other error."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    if is_missing_table(exc):
+        return NOT_MIGRATED
+{%- if cookiecutter.database == "postgresql" %}
+    return missing_database(exc, database_url)
+{%- else %}
+    del database_url  # a SQLite file is created on first use
+    return None
+{%- endif %}
+
+
+def is_conflict(exc: IntegrityError) -> bool:
+    """A unique (23505) or foreign key (23503) violation, on PostgreSQL or SQLite."""
+    message = str(exc.orig)
+    return _sqlstate(exc) in {"23503", "23505"} or (
+        "FOREIGN KEY constraint failed" in message or "UNIQUE constraint failed" in message
+    )
+
+
 async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
-    if not is_database_unavailable(exc):
+    """A missing table is a 503 that says how to fix it; a violated unique or foreign key
+    constraint (deleting a row that another one refers to) is a 409; an unavailable, too
+    slow or missing database is a 503; anything else is a bug, answered 500 by the request
+    middleware. Logs carry the error class and code only: messages can quote data."""
+    request_id = getattr(request.state, "request_id", None)
+    code = error_code(exc)
+    if isinstance(exc, DBAPIError) and is_missing_table(exc):
+        logger.error("schema_not_migrated", error=type(exc).__name__, code=code)
+        return problem_response(503, NOT_MIGRATED, instance=request.url.path, request_id=request_id)
+    if isinstance(exc, IntegrityError) and is_conflict(exc):
+        logger.info("integrity_conflict", error=type(exc).__name__, code=code)
+        return problem_response(
+            409,
+            "The change conflicts with other data (a duplicate, or a row still referenced).",
+            instance=request.url.path,
+            request_id=request_id,
+        )
+    if not (is_database_unavailable(exc) or code == MISSING_DATABASE):
         raise exc  # a bug: the request middleware answers 500 and reports it
-    # The class and SQLSTATE say enough; the message could quote data.
-    logger.warning("database_unavailable", error=type(exc).__name__, code=error_code(exc))
+    logger.warning("database_unavailable", error=type(exc).__name__, code=code)
     return problem_response(
         503,
         "The database is unavailable; retry later.",
         instance=request.url.path,
-        request_id=getattr(request.state, "request_id", None),
+        request_id=request_id,
         headers={"Retry-After": "5"},
     )
 

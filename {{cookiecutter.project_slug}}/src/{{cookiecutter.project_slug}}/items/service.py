@@ -95,4 +95,5 @@ async def update_item(session: AsyncSession, item_id: uuid.UUID, data: ItemUpdat
 async def delete_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUID) -> None:
     item = await get_item(session, {{ caller_arg }}item_id)
     await session.delete(item)
-    await session.flush()
+    # A table of yours that refers to items makes this a 409 while references remain.
+    await flush_or_conflict(session, f"Item {item_id} is still referenced by other data.")
