@@ -8,6 +8,7 @@ option; the template's tests read it too. The unrendered file stays valid Python
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -149,6 +150,16 @@ def render_env(example: str, new_secret: Callable[[], str] = fresh_secret) -> st
     return "\n".join(lines) + "\n"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `path` readable and writable by its owner only, from its first byte: created
+    with mode 0600 (never wider, whatever the umask) and O_EXCL, so no existing file or
+    symlink is reused. A file left by an earlier run is replaced."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 def next_steps(context: dict[str, Any]) -> str:
     slug = context["project_slug"]
     steps = [
@@ -178,9 +189,7 @@ def main() -> int:
     root = Path.cwd()
     remove_paths(root, paths_to_remove(context))
     env_example = (root / ".env.example").read_text(encoding="utf-8")
-    env_file = root / ".env"
-    env_file.write_text(render_env(env_example), encoding="utf-8")
-    env_file.chmod(0o600)
+    write_private(root / ".env", render_env(env_example))
     print(f"\nCreated {context['project_name']} in ./{context['project_slug']}\n")
     print("Next steps:")
     print(next_steps(context))

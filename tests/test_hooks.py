@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +112,53 @@ def test_next_steps_follow_the_choices(database: str, mentions: bool) -> None:
     assert "make test" in steps
     # pre-commit installs into a git repository, which a fresh project is not yet.
     assert steps.index("git init") < steps.index("uv run pre-commit install")
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The most permissive umask: a file created without an explicit mode is world-readable."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_env_is_private_from_its_first_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is created with 0600 (not made private afterwards): its mode is checked
+    the moment it exists, before a byte is written."""
+    target = tmp_path / ".env"
+    real_open = os.open
+    modes_at_creation: list[int] = []
+
+    def watching_open(path: Any, flags: int, mode_bits: int = 0o777) -> int:
+        descriptor = real_open(path, flags, mode_bits)
+        if Path(path) == target:
+            assert flags & os.O_CREAT
+            assert flags & os.O_EXCL
+            modes_at_creation.append(stat.S_IMODE(os.fstat(descriptor).st_mode))
+        return descriptor
+
+    monkeypatch.setattr(os, "open", watching_open)
+    post_gen.write_private(target, "SECRET_KEY=abc\n")
+    assert modes_at_creation == [0o600]
+    assert mode(target) == 0o600
+    assert target.read_text() == "SECRET_KEY=abc\n"
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_env_replaces_an_earlier_file_and_never_follows_a_link(tmp_path: Path) -> None:
+    target, elsewhere = tmp_path / ".env", tmp_path / "elsewhere"
+    elsewhere.write_text("untouched")
+    target.symlink_to(elsewhere)
+    post_gen.write_private(target, "SECRET_KEY=new\n")
+    assert not target.is_symlink()
+    assert elsewhere.read_text() == "untouched"
+    assert mode(target) == 0o600

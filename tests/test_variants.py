@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
 import signal
@@ -18,6 +19,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -133,7 +135,13 @@ DOCKER_PATHS = (".dockerignore", "Dockerfile", "compose.yaml")
 GITHUB_PATHS = (".github/workflows/ci.yml", ".github/dependabot.yml")
 K8S_PATHS = tuple(
     f"deploy/k8s/{name}"
-    for name in ("kustomization.yaml", "deployment.yaml", "service.yaml", "configmap.yaml")
+    for name in (
+        "kustomization.yaml",
+        "deployment.yaml",
+        "service.yaml",
+        "configmap.yaml",
+        "networkpolicy.yaml",
+    )
 )
 FEATURE_MODULES = {
     "metrics": ("src/{slug}/metrics.py", "tests/test_metrics.py"),
@@ -258,6 +266,31 @@ def test_env_file_holds_a_fresh_secret(bake: Callable[[Variant], Baked], variant
         assert "SECRET_KEY" not in example
     assert env["ENVIRONMENT"] == "development"  # unset would mean production
     assert ".env" in (project.path / ".gitignore").read_text().splitlines()
+    assert (project.path / ".env").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_readme_says_what_is_secure_and_what_to_set(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    project = bake(variant)
+    context = variant.context
+    readme = (project.path / "README.md").read_text()
+    security = readme.split("\n## Security\n", 1)[1].split("\n## ", 1)[0]
+    expected = ["no-store", "FORWARDED_ALLOW_IPS", "CORS_ORIGINS", "HSTS_MAX_AGE_SECONDS"]
+    expected += {"jwt": ["argon2id", "SECRET_KEY"], "oidc": ["OIDC_ISSUER"], "none": []}[
+        context["auth"]
+    ]
+    if context["database"] == "postgresql":
+        expected.append("DATABASE_URL")
+    if context["metrics"]:
+        expected.append("METRICS_PORT")
+    assert [name for name in expected if name not in security] == []
+    open_api = context["auth"] == "none" and context["database"] != "none"
+    assert ("The items API is open to anyone" in readme) is open_api
+    settings = (project.path / ".env.example").read_text()
+    for name in ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]:
+        assert f"{name}=" in settings, name
 
 
 # --- the project's own tools ---------------------------------------------------------
@@ -333,7 +366,7 @@ def wait_for_start(base_url: str, process: subprocess.Popen[bytes], log: Path) -
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = log.read_text()
-            if ADDRESS_IN_USE in output:
+            if ADDRESS_IN_USE in output.lower():
                 return False
             pytest.fail(f"the server exited with {process.returncode}:\n{output[-4000:]}")
         if announced in log.read_text():
@@ -356,12 +389,14 @@ def production_server(
     executable = project.path / ".venv" / "bin" / command[0]
     for _attempt in range(5):
         port = free_port()
+        # Metrics have a port of their own (9100 by default: taken by parallel tests).
+        ports = {"PORT": str(port), "METRICS_PORT": env.get("METRICS_PORT", str(free_port()))}
         with log.open("wb") as output:
             process = subprocess.Popen(
                 [str(executable), *command[1:]],
                 cwd=project.path,
                 # Unbuffered: the start-up lines must reach the log while the server runs.
-                env=tool_env(**env, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1"),
+                env=tool_env(**(env | ports), HOST="127.0.0.1", PYTHONUNBUFFERED="1"),
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
@@ -434,7 +469,9 @@ def test_production_process_serves_and_stops_cleanly(
         running_provider() if context["auth"] == "oidc" else _none() as provider,
         running_receiver() if context["tracing"] else _none() as receiver,
     ):
+        metrics_port = free_port()
         env = {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48)}
+        env["METRICS_PORT"] = str(metrics_port)
         if provider:
             env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
         if receiver:
@@ -447,7 +484,7 @@ def test_production_process_serves_and_stops_cleanly(
                 **env,
             )
         with production_server(project, env, log) as (process, port):
-            in_flight = exercise(f"http://127.0.0.1:{port}", port, context, provider)
+            in_flight = exercise(f"http://127.0.0.1:{port}", port, context, provider, metrics_port)
             process.send_signal(signal.SIGTERM)
             if in_flight is not None:
                 connection, body = in_flight
@@ -564,7 +601,8 @@ def test_start_up_moves_on_from_a_port_taken_meanwhile(
         with production_server(project, env | {"DATABASE_URL": url}, log) as (process, port):
             assert port != taken
             info = httpx.get(f"http://127.0.0.1:{port}/api/v1/info", timeout=10)
-            assert info.json()["environment"] == "production"
+            assert info.json()["name"] == "my-service"
+            assert "strict-transport-security" in info.headers  # the production service
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
 
@@ -626,7 +664,11 @@ def sign_in(
 
 
 def exercise(
-    base_url: str, port: int, context: dict[str, Any], provider: oidc_provider.Provider | None
+    base_url: str,
+    port: int,
+    context: dict[str, Any],
+    provider: oidc_provider.Provider | None,
+    metrics_port: int,
 ) -> tuple[socket.socket, bytes] | None:
     """Talk to the running server; return a request left in flight (with a database)."""
     with httpx.Client(base_url=base_url, timeout=10) as client:
@@ -634,6 +676,7 @@ def exercise(
         assert client.get(READY_PATH).status_code == 200
         info = client.get("/api/v1/info")
         assert info.status_code == 200
+        assert_private_in_production(client, info)
         missing = client.get("/api/v1/this-does-not-exist")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
@@ -642,8 +685,11 @@ def exercise(
         assert too_large.headers["content-type"] == "application/problem+json"
         assert client.get("/health/live").status_code == 200
         if context["metrics"]:
-            metrics = client.get("/metrics").text
-            assert 'http_requests_total{method="GET",route="/api/v1/info",status="200"}' in metrics
+            assert client.get("/metrics").status_code == 404  # not on the service's port
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            assert 'http_requests_total{method="GET",route="/api/v1/info",status="200"} 1.0' in (
+                scraped
+            )
         headers = sign_in(client, context, provider)
         if context["database"] == "none":
             return None
@@ -655,6 +701,89 @@ def exercise(
         assert fetched.json()["name"] == "harness item"
     body = json.dumps({"name": "sent during shutdown"}).encode()
     return post_slowly(port, "/api/v1/items", body, headers), body
+
+
+def assert_private_in_production(client: httpx.Client, info: httpx.Response) -> None:
+    """What a production process tells strangers: no docs or schema, no environment; and
+    the headers that keep browsers on HTTPS and caches away from tokens and user data."""
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect", "/openapi.json"):
+        hidden = client.get(path)
+        assert hidden.status_code == 404, path
+        assert hidden.headers["content-type"] == "application/problem+json"
+    assert set(info.json()) == {"name", "version"}
+    assert info.headers["strict-transport-security"] == "max-age=31536000"
+    assert info.headers["cache-control"] == "no-store"
+
+
+WITH_METRICS = variants(lambda c: c["metrics"])
+
+
+def worker_counts(scraped: str) -> float:
+    """The info requests counted on the metrics port (every worker's, added up)."""
+    line = 'http_requests_total{method="GET",route="/api/v1/info",status="200"} '
+    return sum(
+        float(row.removeprefix(line)) for row in scraped.splitlines() if row.startswith(line)
+    )
+
+
+def counting_pids(directory: Path) -> set[int]:
+    return {
+        int(path.stem.rsplit("_", 1)[1]) for path in directory.glob("prometheus-*/counter_*.db")
+    }
+
+
+@pytest.mark.parametrize("variant", WITH_METRICS)
+def test_metrics_add_up_every_worker(
+    bake: Callable[[Variant], Baked], variant: Variant, tmp_path: Path
+) -> None:
+    """WEB_CONCURRENCY=2: the metrics port adds up both workers' counts (each worker writes
+    to prometheus-client's multiprocess directory, under TMPDIR here), keeps a killed
+    worker's counts, and everything stops with exit 0 and leaves no directory behind."""
+    project = bake(variant)
+    context = variant.context
+    log = tmp_path / "server.log"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    metrics_port = free_port()
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    env = {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48)}
+    env |= {"METRICS_PORT": str(metrics_port), "WEB_CONCURRENCY": "2", "TMPDIR": str(scratch)}
+    with (
+        fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
+        running_provider() if context["auth"] == "oidc" else _none() as provider,
+    ):
+        if provider:
+            env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
+        if url:
+            env["DATABASE_URL"] = url
+        with production_server(project, env, log) as (process, port):
+            info_url = f"http://127.0.0.1:{port}/api/v1/info"
+            sent = 0
+            # New connections, several at a time, until both workers have answered some.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                while len(counting_pids(scratch)) < 2 and sent < 2000:
+                    statuses = list(pool.map(lambda _: httpx.get(info_url).status_code, range(100)))
+                    assert statuses == [200] * 100
+                    sent += 100
+            pids = counting_pids(scratch)
+            assert len(pids) == 2, f"one worker served all {sent} requests: {pids}"
+            scraped = httpx.get(metrics_url, timeout=10).text
+            assert worker_counts(scraped) == sent, scraped
+            assert 'http_requests_in_progress{method="GET"} 0.0' in scraped
+
+            # A killed worker: uvicorn starts another; its counts stay, its gauges go.
+            killed = min(pids)
+            os.kill(killed, signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while any(scratch.glob(f"prometheus-*/gauge_livesum_{killed}.db")):
+                assert time.monotonic() < deadline, "the dead worker's gauge stayed"
+                httpx.get(metrics_url, timeout=10)  # each scrape forgets dead workers
+                time.sleep(0.2)
+            assert worker_counts(httpx.get(metrics_url, timeout=10).text) == sent
+
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
+    assert not list(scratch.iterdir()), "the multiprocess directory was left behind"
 
 
 # --- Docker, CI and Kubernetes files, checked statically -----------------------------
@@ -697,6 +826,29 @@ def test_compose_starts_the_app_after_the_migrations(
     assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
     if variant.context["database"] == "postgresql":
         assert services["migrate"]["depends_on"]["db"] == {"condition": "service_healthy"}
+
+
+# Published on every interface: the service itself (and nothing else) may be.
+PUBLIC_COMPOSE_PORTS = {"8000:8000"}
+
+
+@pytest.mark.parametrize("variant", WITH_DOCKER)
+def test_compose_keeps_the_database_private_and_the_app_in_production(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    project = bake(variant)
+    services = yaml.safe_load((project.path / "compose.yaml").read_text())["services"]
+    for name, service in services.items():
+        for published in map(str, service.get("ports", [])):
+            assert published in PUBLIC_COMPOSE_PORTS or published.startswith("127.0.0.1:"), (
+                name,
+                published,
+            )
+    # `environment` beats `env_file` (.env says development): the app runs in production.
+    assert services["app"]["environment"]["ENVIRONMENT"] == "production"
+    assert services["app-dev"]["environment"]["ENVIRONMENT"] == "development"
+    if variant.context["database"] == "postgresql":
+        assert services["db"]["ports"] == ["127.0.0.1:5432:5432"]
 
 
 @pytest.mark.parametrize("variant", WITH_GITHUB)
@@ -840,3 +992,39 @@ def test_kubernetes_pods_are_locked_down_probed_and_drained(
         assert command[0] == "sleep", command
         pause = int(command[1])
     assert pod["terminationGracePeriodSeconds"] > pause + drain
+
+
+def k8s_document(directory: Path, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((directory / name).read_text())
+    return document
+
+
+@pytest.mark.parametrize("variant", WITH_KUBERNETES)
+def test_kubernetes_admits_only_the_ingress_and_the_scraper(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    k8s = bake(variant).path / "deploy" / "k8s"
+    assert "networkpolicy.yaml" in k8s_document(k8s, "kustomization.yaml")["resources"]
+    policy = k8s_document(k8s, "networkpolicy.yaml")["spec"]
+    pod = k8s_document(k8s, "deployment.yaml")["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    [container] = pod["spec"]["containers"]
+    container_ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    admitted = []
+    for rule in policy["ingress"]:
+        assert rule["from"], rule  # never from everywhere
+        assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"]), rule
+        admitted += [port["port"] for port in rule["ports"]]
+    expected = ["http", "metrics"] if variant.context["metrics"] else ["http"]
+    assert admitted == expected
+    assert set(admitted) <= container_ports.keys()
+
+    settings = k8s_document(k8s, "configmap.yaml")["data"]
+    assert "*" not in settings["FORWARDED_ALLOW_IPS"]
+    if variant.context["metrics"]:
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == settings["METRICS_PORT"]
+        assert int(settings["METRICS_PORT"]) == container_ports["metrics"]
+        service_ports = k8s_document(k8s, "service.yaml")["spec"]["ports"]
+        assert [port["targetPort"] for port in service_ports] == ["http"]  # metrics stay inside

@@ -14,6 +14,9 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.project_slug }} import cli
 from {{ cookiecutter.project_slug }}.settings import get_settings
+{%- if cookiecutter.metrics %}
+from tests.test_metrics import free_port
+{%- endif %}
 
 UvicornCalls = list[tuple[Any, dict[str, Any]]]
 
@@ -34,6 +37,10 @@ def test_serve_runs_uvicorn_with_the_production_flags_from_settings(
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1")
     monkeypatch.setenv("GRACEFUL_SHUTDOWN_TIMEOUT", "7")
+{%- if cookiecutter.metrics %}
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    monkeypatch.setenv("METRICS_PORT", str(free_port()))
+{%- endif %}
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # anything serve creates stays here
     get_settings.cache_clear()
     previous = signal.getsignal(signal.SIGTERM)

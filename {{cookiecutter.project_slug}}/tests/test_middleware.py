@@ -6,9 +6,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from starlette.responses import PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from {{ cookiecutter.project_slug }}.middleware import RequestSizeLimitMiddleware
+from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.middleware import RequestSizeLimitMiddleware, SecurityHeadersMiddleware
+from {{ cookiecutter.project_slug }}.settings import Settings
+from tests.support import make_client
 
 
 async def test_request_id_is_generated_and_echoed(client: httpx.AsyncClient) -> None:
@@ -61,6 +65,73 @@ async def test_one_access_line_per_request_with_the_request_id(
     assert line["request_id"] == "trace-me" == response.headers["x-request-id"]
     assert (line["method"], line["path"], line["status"]) == ("GET", "/api/v1/info", 200)
     assert line["duration_ms"] >= 0
+
+
+def production_app(settings: Settings, **changes: object) -> FastAPI:
+    """The app as production builds it (the settings copied as they are, not re-validated)."""
+    return create_app(settings.model_copy(update={"environment": "production", **changes}))
+
+
+@pytest.fixture
+async def production(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(production_app(settings)) as client:
+        yield client
+
+
+DOCS_ROUTES = ["/docs", "/redoc", "/docs/oauth2-redirect", "/openapi.json"]
+
+
+@pytest.mark.parametrize("path", DOCS_ROUTES)
+async def test_docs_and_schema_are_not_public_in_production(
+    production: httpx.AsyncClient, path: str
+) -> None:
+    response = await production.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", DOCS_ROUTES)
+async def test_docs_enabled_turns_them_on_in_production(settings: Settings, path: str) -> None:
+    async with make_client(production_app(settings, docs_enabled=True)) as client:
+        assert (await client.get(path)).status_code == 200
+
+
+async def test_docs_enabled_false_turns_them_off_elsewhere(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"docs_enabled": False}))
+    async with make_client(app) as client:
+        assert (await client.get("/openapi.json")).status_code == 404
+
+
+async def test_hsts_in_production_for_a_year_by_default(production: httpx.AsyncClient) -> None:
+    response = await production.get("/api/v1/info")
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
+async def test_no_hsts_outside_production_or_when_zero(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    assert "strict-transport-security" not in (await client.get("/api/v1/info")).headers
+    async with make_client(production_app(settings, hsts_max_age_seconds=0)) as off:
+        assert "strict-transport-security" not in (await off.get("/api/v1/info")).headers
+
+
+@pytest.mark.parametrize("path", ["/api/v1/info", "/api/v1/nowhere", "/health/live", "/docs"])
+async def test_responses_are_not_stored_by_caches(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+
+
+async def test_a_route_s_own_cache_control_is_kept() -> None:
+    async def cacheable(scope: Scope, receive: Receive, send: Send) -> None:
+        response = PlainTextResponse("public", headers={"Cache-Control": "max-age=60"})
+        await response(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=SecurityHeadersMiddleware(cacheable))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/anything")
+    assert response.headers["cache-control"] == "max-age=60"
+    assert "pragma" not in response.headers
 
 
 MIB = 1024 * 1024  # MAX_REQUEST_BODY_BYTES's default

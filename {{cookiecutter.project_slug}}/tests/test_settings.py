@@ -144,3 +144,29 @@ def test_a_bad_database_url_is_refused(url: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         make_settings(database_url=url)
 {%- endif %}
+
+
+@pytest.mark.parametrize(
+    ("environment", "docs_enabled", "expected"),
+    [
+        ("production", None, False),
+        ("development", None, True),
+        ("test", None, True),
+        ("production", True, True),
+        ("development", False, False),
+    ],
+)
+def test_docs_are_decided_by_the_environment_unless_set(
+    environment: str, docs_enabled: bool | None, expected: bool
+) -> None:
+    settings = make_settings().model_copy(
+        update={"environment": environment, "docs_enabled": docs_enabled}
+    )
+    assert settings.resolved_docs_enabled is expected
+{%- if cookiecutter.metrics %}
+
+
+def test_metrics_port_must_differ_from_the_service_port() -> None:
+    with pytest.raises(ValidationError, match="METRICS_PORT must differ from PORT"):
+        make_settings(port=9100, metrics_port=9100)
+{%- endif %}

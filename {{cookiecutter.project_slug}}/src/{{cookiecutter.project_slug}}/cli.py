@@ -49,7 +49,7 @@ from {{ cookiecutter.project_slug }}.db import create_database
 from {{ cookiecutter.project_slug }}.errors import ConflictError
 {% endif -%}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
-from {{ cookiecutter.project_slug }}.settings import {% if cookiecutter.auth == "jwt" %}Settings, {% endif %}get_settings
+from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 {%- if cookiecutter.auth == "jwt" %}
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.schemas import Email, UserCreate
@@ -68,18 +68,30 @@ def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
 
 
 def serve() -> int:
-    """uvicorn with explicit production flags, all taken from settings."""
+    """uvicorn with explicit production flags, all taken from settings{% if cookiecutter.metrics %}, and the metrics
+    on their own port{% endif %}."""
     settings = get_settings()
     configure_logging(settings)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; this handler
     # turns that into exit code 0, which orchestrators read as a clean stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
 {%- if cookiecutter.metrics %}
-    if settings.web_concurrency > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Workers are separate processes: they share metrics through files in a fresh
-        # directory (set before they start, so each one imports prometheus-client with it).
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+    with tempfile.TemporaryDirectory(prefix="prometheus-") as directory:
+        # Always multiprocess mode, in a fresh directory removed on exit. Set before
+        # prometheus-client is first imported (it picks its storage then): here, where a
+        # single worker runs, and in every worker process uvicorn starts.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        from {{ cookiecutter.project_slug }}.metrics import metrics_server  # noqa: PLC0415 - see above
+
+        with metrics_server(settings.host, settings.metrics_port):
+            _run_uvicorn(settings)
+{%- else %}
+    _run_uvicorn(settings)
 {%- endif %}
+    return 0
+
+
+def _run_uvicorn(settings: Settings) -> None:
     uvicorn.run(
         "{{ cookiecutter.project_slug }}.main:app",
         host=settings.host,
@@ -88,11 +100,14 @@ def serve() -> int:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        # With WEB_CONCURRENCY > 1 the supervisor kills a worker that has not answered its
+        # health check in time; importing the app can take longer than uvicorn's 5 s on a
+        # busy or CPU-limited host, which would kill and restart workers without end.
+        timeout_worker_healthcheck=30,
         access_log=False,  # the application writes its own access line
         log_config=None,  # keep the structlog configuration
         server_header=False,
     )
-    return 0
 
 
 def dev() -> int:

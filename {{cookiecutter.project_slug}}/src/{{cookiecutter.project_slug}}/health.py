@@ -37,7 +37,6 @@ class HealthStatus(BaseModel):
 class ServiceInfo(BaseModel):
     name: str
     version: str
-    environment: str
 
 
 def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
@@ -65,10 +64,9 @@ async def ready(request: Request) -> HealthStatus:
 
 
 @router.get(f"{API_PREFIX}/info", tags=["service"])
-async def info(request: Request) -> ServiceInfo:
-    """Name, version and environment of the running service."""
+async def info() -> ServiceInfo:
+    """Name and version of the running service (not its environment: strangers call this)."""
     return ServiceInfo(
         name="{{ cookiecutter.project_slug | replace('_', '-') }}",
         version=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
-        environment=request.app.state.settings.environment,
     )

@@ -26,7 +26,7 @@ from {{ cookiecutter.project_slug }}.items.router import router as items_router
 {%- endif %}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
 {%- if cookiecutter.metrics %}
-from {{ cookiecutter.project_slug }}.metrics import METRICS_PATH, install_metrics
+from {{ cookiecutter.project_slug }}.metrics import install_metrics
 {%- endif %}
 from {{ cookiecutter.project_slug }}.middleware import (
     RequestContextMiddleware,
@@ -84,12 +84,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await stack.enter_async_context(feature(app, settings))
             yield
 
+    # Off (404) in production unless DOCS_ENABLED says otherwise: the schema maps the attack
+    # surface for strangers.
+    docs = settings.resolved_docs_enabled
     app = FastAPI(
         title="{{ cookiecutter.project_name }}",
         description="{{ cookiecutter.description }}",
         version=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.readiness_checks = {}
@@ -110,15 +116,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.metrics %}
     install_metrics(app)
 {%- endif %}
-    quiet_paths = (LIVE_PATH, READY_PATH{% if cookiecutter.metrics %}, METRICS_PATH{% endif %})
     # Wraps every route, inside the access log so that a 413 has its request id and line.
     app.add_middleware(
         RequestSizeLimitMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
         max_header_bytes=settings.max_request_header_bytes,
     )
-    app.add_middleware(RequestContextMiddleware, quiet_paths=quiet_paths)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware, quiet_paths=(LIVE_PATH, READY_PATH))
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts_header)
 {%- if cookiecutter.tracing %}
     install_tracing(app, settings)  # outermost: the access line carries the trace id
 {%- endif %}

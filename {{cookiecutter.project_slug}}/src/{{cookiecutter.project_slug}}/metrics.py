@@ -1,34 +1,37 @@
-"""Prometheus metrics at /metrics: request count, latency histogram and in-flight requests.
+"""Prometheus metrics: request count, latency histogram and in-flight requests.
 
 Labels are the route template (`/api/v1/items/{item_id}`, never the raw path), a known
 method and the status, so the number of series stays bounded whatever clients send.
-Several worker processes (WEB_CONCURRENCY > 1) share their metrics through
-prometheus-client's multiprocess mode: `serve` points PROMETHEUS_MULTIPROC_DIR at a fresh
-directory before the workers start, and /metrics aggregates every worker's values.
+
+The metrics are not on the service's port. `serve` exposes them on their own,
+METRICS_PORT (bound to HOST), for the scraper alone: keep that port off the public network
+(the Kubernetes NetworkPolicy admits only the scraper to it). A separate port rather than
+an address filter on /metrics because behind a proxy every request comes from the proxy's
+address: a filter would have to trust forwarded headers, or let the whole internet in.
+
+Under `serve`, prometheus-client always runs in multiprocess mode: each worker writes its
+values to files in a fresh directory, and the metrics endpoint, served by the main process
+(uvicorn's supervisor, or the single worker itself), adds them up.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from fastapi import FastAPI, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.exposition import start_http_server
+from prometheus_client.metrics_core import Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-METRICS_PATH = "/metrics"
 UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Paths probed by machines, not used by clients.
-UNMEASURED_PATHS = frozenset({METRICS_PATH, "/health/live", "/health/ready"})
+UNMEASURED_PATHS = frozenset({"/health/live", "/health/ready"})
 
 
 class PrometheusMiddleware:
@@ -85,15 +88,61 @@ class PrometheusMiddleware:
 
 
 def install_metrics(app: FastAPI) -> None:
-    # One registry per app, so tests (one app each) never collide.
+    # One registry per app, so tests (one app each) never collide; they read it directly.
     registry = CollectorRegistry()
+    app.state.metrics_registry = registry
     app.add_middleware(PrometheusMiddleware, registry=registry)
 
-    def metrics() -> Response:
-        exposed = registry
-        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-            exposed = CollectorRegistry()
-            multiprocess.MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
-        return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the in-progress gauges of workers that died (their counters stay counted)."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        if not _is_running(pid):
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+class WorkersCollector:
+    """Every worker's values, from prometheus-client's multiprocess directory."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.files = multiprocess.MultiProcessCollector(None, path=directory)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        forget_dead_workers(self.directory)
+        metrics: Iterable[Metric] = self.files.collect()  # type: ignore[no-untyped-call]
+        return metrics
+
+
+@contextmanager
+def metrics_server(host: str, port: int) -> Iterator[None]:
+    """Serve the workers' metrics on host:port (every path) while the block runs.
+
+    PROMETHEUS_MULTIPROC_DIR must be set before prometheus-client is first imported, in this
+    process and in the workers: `serve` sets it before it imports this module.
+    """
+    registry = CollectorRegistry()
+    registry.register(WorkersCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise SystemExit(
+            f"Cannot serve metrics on {host}:{port} (METRICS_PORT): {exc.strerror}"
+        ) from None
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

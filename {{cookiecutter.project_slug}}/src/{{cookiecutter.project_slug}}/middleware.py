@@ -178,8 +178,17 @@ DOCS_CSP = (
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """Headers every response carries unless the route set its own.
+
+    `Cache-Control: no-store` (and `Pragma: no-cache`, RFC 6749 section 5.1) by default:
+    responses carry tokens and user data, which no browser or shared cache may keep. A route
+    whose answer may be cached sets its own Cache-Control. `hsts` is the
+    Strict-Transport-Security value, or None to send none (outside production).
+    """
+
+    def __init__(self, app: ASGIApp, hsts: str | None = None) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -194,6 +203,11 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
                 headers.setdefault("Content-Security-Policy", csp)
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                    headers["Pragma"] = "no-cache"
+                if self.hsts is not None:
+                    headers.setdefault("Strict-Transport-Security", self.hsts)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -24,7 +24,7 @@ from pydantic import (
 {%- endif %}
     ValidationError,
     field_validator,
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth != "none" or cookiecutter.metrics %}
     model_validator,
 {%- endif %}
 )
@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Requests whose header names and values add up to more get 431.
     max_request_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # What the service tells strangers. Docs: /docs, /redoc and /openapi.json; None means on
+    # outside production, off in production.
+    docs_enabled: bool | None = None
+    # Strict-Transport-Security max-age, sent in production only; 0 sends no header.
+    hsts_max_age_seconds: int = Field(default=365 * 24 * 3600, ge=0)
+{%- if cookiecutter.metrics %}
+    # Prometheus metrics, served by `serve` on their own port (on HOST), never on PORT.
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
+{%- endif %}
 {%- if cookiecutter.sentry %}
 
     # Error reporting; empty disables it.
@@ -169,6 +178,14 @@ class Settings(BaseSettings):
         return value
 {%- endif %}
 
+{%- if cookiecutter.metrics %}
+
+    @model_validator(mode="after")
+    def _check_metrics_port(self) -> Settings:
+        if self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT must differ from PORT: metrics are not public")
+        return self
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 
     @model_validator(mode="after")
@@ -192,6 +209,19 @@ class Settings(BaseSettings):
             raise ValueError("OIDC_ISSUER must be an https:// URL in production")
         return self
 {%- endif %}
+
+    @property
+    def resolved_docs_enabled(self) -> bool:
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.environment != "production"
+
+    @property
+    def hsts_header(self) -> str | None:
+        """The Strict-Transport-Security value: production only (TLS ends at the proxy)."""
+        if self.environment != "production" or self.hsts_max_age_seconds == 0:
+            return None
+        return f"max-age={self.hsts_max_age_seconds}"
 
     @property
     def resolved_log_format(self) -> Literal["json", "console"]:

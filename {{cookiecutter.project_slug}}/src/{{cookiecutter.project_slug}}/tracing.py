@@ -46,7 +46,7 @@ def install_tracing(app: FastAPI, settings: Settings) -> TracerProvider:
     if exporting_enabled():
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="/health/live,/health/ready,/metrics"
+        app, tracer_provider=provider, excluded_urls="/health/live,/health/ready"
     )
     app.state.tracer_provider = provider
     return provider
