@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-{%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" %}
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" or cookiecutter.metrics %}
 from pydantic import ValidationError
 {%- endif %}
 
