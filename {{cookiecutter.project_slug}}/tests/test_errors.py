@@ -23,6 +23,15 @@ async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:
     assert type(body["status"]) is int
 
 
+async def test_a_trailing_slash_is_a_404_not_a_redirect_to_the_host_header(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/v1/info/", headers={"Host": "attacker.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.headers["content-type"] == "application/problem+json"
+
+
 async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
     response = await client.delete("/api/v1/info")
     assert response.status_code == 405

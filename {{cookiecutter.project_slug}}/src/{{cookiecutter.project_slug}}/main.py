@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # No redirect from `/path/` to `/path`: Starlette builds its Location from the
+        # request's Host header, which a client (or a cache in front) controls.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.readiness_checks = {}
