@@ -278,6 +278,7 @@ def test_readme_says_what_is_secure_and_what_to_set(
     readme = (project.path / "README.md").read_text()
     security = readme.split("\n## Security\n", 1)[1].split("\n## ", 1)[0]
     expected = ["no-store", "FORWARDED_ALLOW_IPS", "CORS_ORIGINS", "HSTS_MAX_AGE_SECONDS"]
+    expected.append("MAX_REQUEST_BODY_BYTES")
     expected += {"jwt": ["argon2id", "SECRET_KEY"], "oidc": ["OIDC_ISSUER"], "none": []}[
         context["auth"]
     ]

@@ -58,3 +58,19 @@ def test_development_logs_are_readable(capsys: pytest.CaptureFixture[str]) -> No
     assert "disk_low" in out
     assert "free_mb" in out
     assert not out.lstrip().startswith("{")
+
+
+def test_development_tracebacks_show_no_local_variables_and_no_secrets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(make_settings(log_format="console"))
+    password = "local-variable-never-printed"
+    try:
+        raise RuntimeError("postgresql+asyncpg://app:db-password@db:5432/app unreachable")
+    except RuntimeError:
+        structlog.stdlib.get_logger("test").exception("crashed", attempt=password[:0])
+    out = capsys.readouterr().out
+    assert "RuntimeError" in out
+    assert "test_development_tracebacks_show_no_local_variables" in out  # the frame is there
+    assert password not in out
+    assert "db-password" not in out

@@ -94,13 +94,14 @@ def configure_logging(settings: Settings) -> None:
         add_trace_context,
 {%- endif %}
     ]
+    # Tracebacks become plain text before redaction, in both formats: redaction then sees
+    # them, and the console never prints a frame's local variables (a password, say).
+    shared += [structlog.processors.format_exc_info, redact_secrets]
     renderer: Processor
     if settings.resolved_log_format == "json":
-        shared.append(structlog.processors.format_exc_info)  # before redaction: it reads it
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer()
-    shared.append(redact_secrets)
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
