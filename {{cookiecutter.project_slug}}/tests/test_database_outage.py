@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from {{ cookiecutter.project_slug }}.main import create_app
-from tests.support import {% if cookiecutter.auth != "none" %}items_without_login, {% endif %}make_settings
+from tests.support import {% if cookiecutter.auth != "none" %}items_without_login, {% endif %}make_client, make_settings
 
 TIMEOUT_SECONDS = 1.0
 
@@ -71,19 +71,8 @@ class TcpProxy:
 @contextlib.asynccontextmanager
 async def service_behind(proxy: TcpProxy, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     url = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
-    app = create_app(
-        make_settings(
-            database_url=url.render_as_string(hide_password=False),
-            db_timeout_seconds=TIMEOUT_SECONDS,
-        )
-    )
-{%- if cookiecutter.auth != "none" %}
-    items_without_login(app)
-{%- endif %}
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with service(url.render_as_string(hide_password=False)) as client:
+        yield client
 
 
 async def timed_get(client: httpx.AsyncClient, path: str) -> tuple[httpx.Response, float]:
@@ -135,10 +124,8 @@ async def service(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 {%- if cookiecutter.auth != "none" %}
     items_without_login(app)
 {%- endif %}
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        yield client
 
 
 def assert_unavailable(response: httpx.Response, elapsed: float) -> None:
