@@ -20,7 +20,6 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from functools import cache
-from http import HTTPStatus
 
 import anyio
 from anyio import CapacityLimiter, to_thread
@@ -58,7 +57,7 @@ password_hash = PasswordHash((Argon2Hasher(),))
 class WeakPasswordError(ProblemError):
     """A password that is easy to guess. The message never repeats the password."""
 
-    status = HTTPStatus.UNPROCESSABLE_CONTENT
+    status = 422  # Unprocessable Content (HTTPStatus has that name only from Python 3.13)
 
 
 class HashingQueue:
