@@ -4,6 +4,7 @@ import functools
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -157,6 +158,19 @@ def run(
             pytrace=False,
         )
     return completed
+
+
+def stop_process_group(process: subprocess.Popen[bytes], signum: int, *, timeout: float) -> None:
+    """Send `signum` to the process's whole group (make, uv and the server it runs), wait,
+    and kill the group if it has not exited within `timeout` seconds."""
+    if process.poll() is not None:
+        return  # it stopped by itself (a failed start): the test reports why
+    os.killpg(process.pid, signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def project_files(root: Path) -> set[str]:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests import conftest
-from tests.conftest import run, tool_env
+from tests.conftest import run, stop_process_group, tool_env
 from tests.template import pre_gen
 from tests.test_bad_answers import generate
 from tests.test_git_url import commit_template_copy
@@ -228,12 +228,7 @@ def test_make_dev_serves_on_the_settings_port_on_loopback_only(
             assert response.status_code == 200
             assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process_group(process, signal.SIGINT, timeout=20)
 
     lines = [ANSI.sub("", line) for line in log.read_text().splitlines()]
     # What `make dev` prints after it starts the server (SQLite variants migrate first).

@@ -6,7 +6,6 @@ the last one adds a resource to the bake, so it comes last.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sqlite3
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Baked, run, tool_env
+from tests.conftest import Baked, run, stop_process_group, tool_env
 from tests.test_variants import free_port, wait_until_live
 from tests.variants import Variant, make_variant
 
@@ -114,8 +113,9 @@ def serving(target: str, project: Path, log: Path, database_url: str) -> Iterato
     (its whole process group) afterwards."""
     port = free_port()
     env = {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)}
-    # `make dev` runs uvicorn's command line, which reads UVICORN_* variables.
-    env |= {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
+    # `make run` serves metrics on a port of their own: the default one (9100) would be
+    # taken by another test running in parallel.
+    env["METRICS_PORT"] = str(free_port())
     with log.open("wb") as output:
         process = subprocess.Popen(
             ["make", target],
@@ -130,12 +130,7 @@ def serving(target: str, project: Path, log: Path, database_url: str) -> Iterato
         wait_until_live(base_url, process, log)
         yield base_url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, signal.SIGTERM, timeout=15)
 
 
 def signed_in(client: httpx.Client, variant: Variant) -> dict[str, str]:
