@@ -101,7 +101,13 @@ def _is_running(pid: int) -> bool:
         return False
     except PermissionError:  # alive, under another user
         return True
-    return True
+    # A killed worker stays a zombie until uvicorn reaps it (up to its health-check timeout):
+    # it answers signals but runs no more.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: trust the signal
+    return state != "Z"
 
 
 def forget_dead_workers(directory: str) -> None:
