@@ -782,8 +782,17 @@ def test_metrics_add_up_every_worker(
                 time.sleep(0.2)
             assert worker_counts(httpx.get(metrics_url, timeout=10).text) == sent
 
+            # The replacement serves before the stop, so the stop measures a drain, not how
+            # long a worker takes to boot on a loaded machine.
+            deadline = time.monotonic() + 60
+            while log.read_text().count("Application startup complete") < 3:
+                assert time.monotonic() < deadline, f"no replacement worker:\n{log.read_text()}"
+                time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=15) == 0
+            try:
+                assert process.wait(timeout=15) == 0
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"still running 15 s after SIGTERM:\n{log.read_text()[-4000:]}")
     assert not list(scratch.iterdir()), "the multiprocess directory was left behind"
 
 
