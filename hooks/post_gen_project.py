@@ -91,6 +91,10 @@ FEATURES: tuple[Feature, ...] = (
         when={"sentry": (True,)},
         paths=("src/{slug}/sentry.py", "tests/test_sentry.py"),
     ),
+    Feature(
+        when={"redis": (True,)},
+        paths=("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
+    ),
     # `kubernetes` is in every condition below: with it off, the whole folder goes.
     Feature(
         when={"kubernetes": (True,)},
