@@ -44,7 +44,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         when={"database": ("postgresql",)},
-        paths=("tests/test_database_outage.py",),
+        paths=("tests/test_database_outage.py", "tests/tcp_proxy.py"),
     ),
     Feature(
         when={"auth": ("jwt", "oidc")},
@@ -93,7 +93,12 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         when={"redis": (True,)},
-        paths=("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
+        paths=(
+            "src/{slug}/redis.py",
+            "tests/redis_support.py",
+            "tests/tcp_proxy.py",
+            "tests/test_redis.py",
+        ),
     ),
     # `kubernetes` is in every condition below: with it off, the whole folder goes.
     Feature(

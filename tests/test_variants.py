@@ -147,6 +147,7 @@ FEATURE_MODULES = {
     "metrics": ("src/{slug}/metrics.py", "tests/test_metrics.py"),
     "tracing": ("src/{slug}/tracing.py", "tests/test_tracing.py"),
     "sentry": ("src/{slug}/sentry.py", "tests/test_sentry.py"),
+    "redis": ("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
 }
 EXPECTED_PATHS: dict[Condition, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # condition: (must exist, must not exist)
