@@ -180,6 +180,8 @@ def next_steps(context: dict[str, Any]) -> str:
         steps.append("make db                 # create that database (once, on a local server)")
     if context["database"] != "none":
         steps.append("make migrate            # create the database schema")
+    if context["redis"]:
+        steps.append("# REDIS_URL in .env names the Redis server (start one: see README, Test)")
     if context["auth"] == "jwt":
         steps.append(f"uv run {slug} create-superuser --email you@example.com")
     if context["auth"] == "oidc":

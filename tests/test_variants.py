@@ -897,6 +897,14 @@ def test_github_actions(bake: Callable[[Variant], Baked], variant: Variant) -> N
         assert test_job["env"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
     else:
         assert postgres == []
+    redis = [
+        service
+        for service in test_job.get("services", {}).values()
+        if str(service.get("image", "")).startswith("redis:")
+    ]
+    assert bool(redis) == variant.context["redis"], redis
+    if variant.context["redis"]:
+        assert test_job["env"]["REDIS_URL"].startswith("redis://")
 
 
 @pytest.mark.parametrize("variant", WITH_GITLAB)
@@ -928,6 +936,10 @@ def test_gitlab_ci(bake: Callable[[Variant], Baked], variant: Variant) -> None:
         assert test_job["variables"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
     else:
         assert postgres == []
+    redis = [service for service in services if service.startswith("redis:")]
+    assert bool(redis) == variant.context["redis"], redis
+    if variant.context["redis"]:
+        assert test_job["variables"]["REDIS_URL"].startswith("redis://redis:")
 
 
 @pytest.mark.parametrize("variant", WITH_KUBERNETES)

@@ -21,11 +21,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
+{%- if cookiecutter.auth == "jwt" %}
+from sqlalchemy import delete
+{%- endif %}
 
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.redis import RedisStore
 from {{ cookiecutter.project_slug }}.settings import Settings
 {%- if cookiecutter.auth == "jwt" %}
+from {{ cookiecutter.project_slug }}.users.models import User
 from tests.auth_support import access_headers, add_user
 {%- endif %}
 from tests.redis_support import delete_prefixed, redis_url
@@ -160,8 +164,14 @@ async def service_behind(proxy: TcpProxy{% if db %}, database_url: str{% endif %
 {%- if cookiecutter.auth == "jwt" %}
             user = await add_user(app, f"outage-{uuid.uuid4().hex}@example.com")
             client.headers.update(access_headers(settings, user.id))
-{%- endif %}
+            try:
+                yield client
+            finally:  # committed for real: later tests count the users
+                async with app.state.sessionmaker() as session, session.begin():
+                    await session.execute(delete(User).where(User.id == user.id))
+{%- else %}
             yield client
+{%- endif %}
     finally:
         await delete_prefixed(redis_url(), settings.redis_key_prefix)
 
@@ -218,5 +228,6 @@ async def test_outage_gives_503_within_the_timeout_and_recovers({% if db %}datab
 
         assert (await client.patch(url, json={"name": "changed"})).status_code == 200
         assert (await client.get(url)).json()["name"] == "changed"
+        assert (await client.delete(url)).status_code == 204  # committed for real: tidy up
 {%- endif %}
     await proxy.cut()
