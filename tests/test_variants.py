@@ -287,11 +287,15 @@ def test_readme_says_what_is_secure_and_what_to_set(
         expected.append("DATABASE_URL")
     if context["metrics"]:
         expected.append("METRICS_PORT")
+    if context["redis"]:
+        expected.append("REDIS_URL")
     assert [name for name in expected if name not in security] == []
     open_api = context["auth"] == "none" and context["database"] != "none"
     assert ("The items API is open to anyone" in readme) is open_api
     settings = (project.path / ".env.example").read_text()
-    for name in ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]:
+    documented = ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]
+    documented += ["REDIS_URL", "REDIS_KEY_PREFIX", "CACHE_TTL_SECONDS"] * context["redis"]
+    for name in documented:
         assert f"{name}=" in settings, name
 
 
