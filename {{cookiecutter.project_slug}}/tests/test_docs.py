@@ -54,3 +54,9 @@ async def test_assets_are_served_and_revalidated(
         f"/docs/assets/{name}", headers={"If-None-Match": response.headers["etag"]}
     )
     assert again.status_code == 304
+
+
+async def test_redoc_asks_no_other_host_for_its_logo(client: httpx.AsyncClient) -> None:
+    bundle = await client.get("/docs/assets/redoc.standalone.js")
+    assert b"cdn.redoc.ly" not in bundle.content
+    assert bundle.headers["content-length"] == str(len(bundle.content))

@@ -96,10 +96,11 @@ async def test_docs_enabled_turns_them_on_in_production(settings: Settings, path
         assert (await client.get(path)).status_code == 200
 
 
-async def test_docs_enabled_false_turns_them_off_elsewhere(settings: Settings) -> None:
+@pytest.mark.parametrize("path", DOCS_ROUTES)
+async def test_docs_enabled_false_turns_them_off_elsewhere(settings: Settings, path: str) -> None:
     app = create_app(settings.model_copy(update={"docs_enabled": False}))
     async with make_client(app) as client:
-        assert (await client.get("/openapi.json")).status_code == 404
+        assert (await client.get(path)).status_code == 404
 
 
 async def test_hsts_in_production_for_a_year_by_default(production: httpx.AsyncClient) -> None:
