@@ -4,7 +4,8 @@ The production command serves with DOCS_ENABLED=true. Swagger UI must list the v
 operations (read from /openapi.json), run a request from the page, log in through its
 Authorize dialog where the variant has auth, and ReDoc must render; the browser may ask no
 host but the service, and its console must stay free of errors (a Content-Security-Policy
-violation is one). Screenshots are kept in the test's tmp_path.
+violation is one). Screenshots are kept in the test's tmp_path: docs.png and redoc.png, or
+failed.png, the page as it was when a check failed.
 
 One browser per xdist worker, one server per variant for every check.
 """
@@ -108,13 +109,12 @@ def check_swagger_ui(
     shown = page.locator(".opblock-summary-description").all_inner_texts()
     expected = [spec["summary"] for item in schema["paths"].values() for spec in item.values()]
     assert sorted(shown) == sorted(expected)
-    page.screenshot(path=shots / "docs.png", full_page=True)
 
     assert execute(operation(page, schema, "/api/v1/info")) == "200"
     if credential is not None:
         authorize(page, auth, credential)
         assert execute(operation(page, schema, WHO_AM_I[auth])) == "200"
-        page.screenshot(path=shots / "docs-authorized.png", full_page=True)
+    page.screenshot(path=shots / "docs.png", full_page=True)
 
 
 def check_redoc(page: Page, base_url: str, title: str, shots: Path) -> None:
@@ -165,8 +165,12 @@ def test_docs_work_in_a_browser(
         stack.callback(page.close)
         page.set_default_timeout(TIMEOUT_MS)
         recorder = Recorder(page)
-        check_swagger_ui(page, base_url, auth, credential, tmp_path)
-        check_redoc(page, base_url, variant.context["project_name"], tmp_path)
+        try:
+            check_swagger_ui(page, base_url, auth, credential, tmp_path)
+            check_redoc(page, base_url, variant.context["project_name"], tmp_path)
+        except Exception:
+            page.screenshot(path=tmp_path / "failed.png", full_page=True)
+            raise
 
         assert recorder.foreign(base_url) == []
         assert recorder.errors == []
