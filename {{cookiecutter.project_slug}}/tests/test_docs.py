@@ -60,3 +60,9 @@ async def test_redoc_asks_no_other_host_for_its_logo(client: httpx.AsyncClient) 
     bundle = await client.get("/docs/assets/redoc.standalone.js")
     assert b"cdn.redoc.ly" not in bundle.content
     assert bundle.headers["content-length"] == str(len(bundle.content))
+
+
+async def test_assets_are_only_read(client: httpx.AsyncClient) -> None:
+    for name in ASSETS:
+        assert (await client.post(f"/docs/assets/{name}")).status_code == 405
+    assert (await client.get("/docs/assets/nothing.js")).status_code == 404

@@ -55,10 +55,9 @@ class DocsAssets(StaticFiles):
         self.redoc_etag = f'"{hashlib.sha256(self.redoc).hexdigest()[:32]}"'
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)  # 404 and 405 as for any file
         if path == REDOC_BUNDLE:
             response = self.redoc_response(scope)
-        else:
-            response = await super().get_response(path, scope)
         response.headers.setdefault("Cache-Control", "no-cache")
         return response
 
