@@ -12,15 +12,15 @@ import time
 import uuid
 from collections.abc import Iterable
 
-{% if cookiecutter.sentry -%}
-import sentry_sdk
-{% endif -%}
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.errors import problem_response
+{%- if cookiecutter.sentry %}
+from {{ cookiecutter.project_slug }}.sentry import capture_exception
+{%- endif %}
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is reused only when it is short and plain, so it cannot forge log lines.
@@ -69,7 +69,7 @@ class RequestContextMiddleware:
             except Exception:
                 logger.exception("unhandled_error", method=scope["method"], path=scope["path"])
 {%- if cookiecutter.sentry %}
-                sentry_sdk.capture_exception()  # no-op while SENTRY_DSN is empty
+                capture_exception()  # no-op while SENTRY_DSN is empty
 {%- endif %}
                 if response_started:
                     raise  # too late for a clean answer; let the server drop the connection
