@@ -246,6 +246,14 @@ async def database_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[N
     engine = build_engine(settings)
     app.state.engine = engine
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+{%- if cookiecutter.database == "postgresql" %}
+    # GET and HEAD change nothing (HTTP's safe methods): their sessions run each statement
+    # on its own, without the BEGIN and COMMIT round trips of a transaction.
+    reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+    app.state.read_sessionmaker = async_sessionmaker(reads, expire_on_commit=False)
+{%- else %}
+    app.state.read_sessionmaker = app.state.sessionmaker  # SQLite: no round trips to save
+{%- endif %}
     add_readiness_check(app, "database", lambda: ping(engine))
     add_schema_readiness_check(app, engine)
     try:
@@ -268,8 +276,14 @@ async def standalone_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 {%- endif %}
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    state = request.app.state
+    sessionmaker: async_sessionmaker[AsyncSession] = (
+        state.read_sessionmaker if request.method in SAFE_METHODS else state.sessionmaker
+    )
     async with sessionmaker() as session:
         try:
             yield session
