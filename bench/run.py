@@ -11,11 +11,12 @@ httptools): `bare_app.py` (FastAPI and one route) and `floor_app.py` (FastAPI an
 the same queries and token check, no ORM, no middleware). Data is seeded through the API.
 
 Each scenario runs in rounds that alternate which side goes first; every run is a closed
-loop of keep-alive connections from `load.py`, a separate process. Per run it prints
-requests per second, the server process's CPU time per request (utime + stime from
-/proc/<pid>/stat, steadier than req/s on a shared machine), p50, p99 and non-2xx answers;
-then the median ratios (service / floor) and whether the targets are met. Import time is
-the median of fresh interpreters importing `<slug>.main` versus `bare_import.py`.
+loop of keep-alive connections from the baked project's own load generator
+(`scripts/load.py`, `make bench`), in a separate process. Per run it prints requests per
+second, the server process's CPU time per request (utime + stime from /proc/<pid>/stat,
+steadier than req/s on a shared machine), p50, p99 and non-2xx answers; then the median
+ratios (service / baseline) and whether the targets are met. Import time is the median of
+fresh interpreters importing `<slug>.main` versus `bare_import.py`.
 
 Needs a PostgreSQL server (DATABASE_ADMIN_URL, default postgres@127.0.0.1:5432, trust).
 """
@@ -199,13 +200,14 @@ def seed(port: int, rounds_items: int) -> tuple[str, str]:
 
 
 def load(
-    python: str, server: Server, scenario: Scenario, duration: float, label: str
+    project: Path, server: Server, scenario: Scenario, duration: float, label: str
 ) -> dict[str, float]:
+    """One closed-loop run of the generated project's own load generator (`make bench`)."""
     command = [
-        python,
-        str(BENCH / "load.py"),
-        f"--port={server.port}",
-        f"--path={scenario.path}",
+        str(project / ".venv/bin/python"),
+        str(project / "scripts/load.py"),
+        f"http://127.0.0.1:{server.port}{scenario.path}",
+        "--json",
         f"--method={scenario.method}",
         f"--connections={scenario.connections}",
         f"--duration={duration}",
@@ -372,13 +374,13 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
                     f"{args.rounds} rounds of {args.duration:g} s per side"
                 )
                 for server in (service, baseline):  # warm-up, not counted
-                    load(python, server, scenario, 1.0, f"warm-{server.name}")
+                    load(project, server, scenario, 1.0, f"warm-{server.name}")
                 for number in range(args.rounds):
                     order = (service, baseline) if number % 2 == 0 else (baseline, service)
                     print(f"  round {number + 1}")
                     for server in order:
                         figures = load(
-                            python, server, scenario, args.duration, f"{server.name}-{number}"
+                            project, server, scenario, args.duration, f"{server.name}-{number}"
                         )
                         scenario.runs.setdefault(server.name, []).append(figures)
                         show(server, figures)
