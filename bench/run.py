@@ -120,8 +120,10 @@ def bake(directory: Path) -> Path:
         output_dir=str(directory),
         extra_context=OPTIONS,
     )
-    step("installing the baked project (uv sync)")
-    run(["uv", "sync", "--quiet"], Path(project), clean_env())
+    # As the container image installs it: without development tools (structlog, for one,
+    # imports rich when it finds it, which would count in the import time).
+    step("installing the baked project (uv sync --no-dev)")
+    run(["uv", "sync", "--quiet", "--no-dev"], Path(project), clean_env())
     return Path(project)
 
 
