@@ -68,6 +68,7 @@ class Server:
     name: str
     process: subprocess.Popen[bytes]
     port: int
+    log: Path
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -148,26 +149,27 @@ def fresh_database(project: Path, env: dict[str, str], admin_url: str) -> Iterat
         subprocess.run([python, "-c", drop, admin_url], check=False)
 
 
-def start(name: str, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Server:
+def start(name: str, command: list[str], cwd: Path, env: dict[str, str], logs: Path) -> Server:
+    log = logs / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return Server(name, process, int(env["PORT"]))
+    return Server(name, process, int(env["PORT"]), log)
 
 
-def wait_until_up(server: Server, path: str, log: Path) -> None:
+def wait_until_up(server: Server, path: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            sys.exit(f"{server.name} exited:\n{log.read_text()[-3000:]}")
+            sys.exit(f"{server.name} exited:\n{server.log.read_text()[-3000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{server.port}{path}", timeout=2).status_code < 500:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    sys.exit(f"{server.name} did not answer {path} within 60 s:\n{log.read_text()[-3000:]}")
+    sys.exit(f"{server.name} did not answer {path} within 60 s:\n{server.log.read_text()[-3000:]}")
 
 
 def stop(server: Server) -> None:
@@ -314,35 +316,17 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
         servers: list[Server] = []
         try:
             service_env = env | {"PORT": str(free_port()), "METRICS_PORT": str(free_port())}
-            service_log = workdir / "service.log"
-            service = start(
-                "service",
-                [str(project / f".venv/bin/{SLUG}"), "serve"],
-                project,
-                service_env,
-                service_log,
-            )
+            command = [str(project / f".venv/bin/{SLUG}"), "serve"]
+            service = start("service", command, project, service_env, workdir)
             servers.append(service)
-            wait_until_up(service, "/health/ready", service_log)
-            bare_port, floor_port = free_port(), free_port()
-            bare = start(
-                "bare",
-                [*uvicorn, "--port", str(bare_port), "bare_app:app"],
-                BENCH,
-                env | {"PORT": str(bare_port)},
-                workdir / "bare.log",
-            )
-            servers.append(bare)
-            floor = start(
-                "floor",
-                [*uvicorn, "--port", str(floor_port), "floor_app:app"],
-                BENCH,
-                env | {"PORT": str(floor_port)},
-                workdir / "floor.log",
-            )
-            servers.append(floor)
-            wait_until_up(bare, "/health/live", workdir / "bare.log")
-            wait_until_up(floor, "/api/v1/items", workdir / "floor.log")
+            wait_until_up(service, "/health/ready")
+            for name in ("bare", "floor"):
+                port = free_port()
+                command = [*uvicorn, "--port", str(port), f"{name}_app:app"]
+                servers.append(start(name, command, BENCH, env | {"PORT": str(port)}, workdir))
+            bare, floor = servers[1:]
+            wait_until_up(bare, "/health/live")
+            wait_until_up(floor, "/api/v1/items")
 
             step("seeding through the API")
             reader, writer = seed(service.port, 30)
@@ -396,8 +380,6 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
         finally:
             for server in servers:
                 stop(server)
-        if args.keep:
-            shutil.copy(service_log, workdir / "service.log.kept")
 
     return summarise(scenarios, statistics.median(mine), statistics.median(bare_imports))
 
