@@ -172,14 +172,8 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detai
     await response(scope, receive, send)
 
 
-# Swagger UI and ReDoc load their scripts and styles from a CDN, so they get a looser policy.
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# Nothing may load or run; a page that needs more (the docs) sets its own policy.
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
-)
 
 
 class SecurityHeadersMiddleware:
@@ -203,18 +197,16 @@ class SecurityHeadersMiddleware:
         }
         if hsts is not None:
             defaults["Strict-Transport-Security"] = hsts
-        self.strict = _raw_headers(defaults | {"Content-Security-Policy": STRICT_CSP})
-        self.docs = _raw_headers(defaults | {"Content-Security-Policy": DOCS_CSP})
+        self.defaults = _raw_headers(defaults | {"Content-Security-Policy": STRICT_CSP})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        defaults = self.docs if scope["path"] in DOCS_PATHS else self.strict
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = _with_defaults(message.get("headers", ()), defaults)
+                message["headers"] = _with_defaults(message.get("headers", ()), self.defaults)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
