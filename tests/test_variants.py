@@ -485,6 +485,11 @@ def test_production_process_serves_and_stops_cleanly(
                 **env,
             )
         with production_server(project, env, log) as (process, port):
+            # The README's load test, against the real server (briefly; on liveness, which
+            # the metrics and the access log leave out).
+            url_arg, args = f"url=http://127.0.0.1:{port}{LIVE_PATH}", "args=--duration 0.3"
+            bench = run(["make", "bench", url_arg, args], project.path)
+            assert "statuses {'200': " in bench.stdout, bench.stdout
             in_flight = exercise(f"http://127.0.0.1:{port}", port, context, provider, metrics_port)
             process.send_signal(signal.SIGTERM)
             if in_flight is not None:

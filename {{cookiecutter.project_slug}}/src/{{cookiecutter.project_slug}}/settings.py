@@ -136,9 +136,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./{{ cookiecutter.project_slug }}.db"
 {%- else %}
     database_url: str = "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/{{ cookiecutter.project_slug }}"
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
+    # Seconds a request waits for a free pooled connection before its 503 (overload).
+    db_pool_timeout_seconds: float = Field(default=1.0, gt=0)
 {%- endif %}
     # Upper bound for connecting to the database and for one statement, in seconds.
     db_timeout_seconds: float = Field(default=5.0, gt=0)

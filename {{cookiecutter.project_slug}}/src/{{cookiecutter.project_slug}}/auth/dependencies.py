@@ -25,22 +25,24 @@ from {{ cookiecutter.project_slug }}.users.models import User
 bearer_token = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token", auto_error=False)
 
 
-def _settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` in a
+# worker thread, a thread hop per request.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _login_limiter(request: Request) -> LoginLimiter:
+async def _login_limiter(request: Request) -> LoginLimiter:
     limiter: LoginLimiter = request.app.state.login_limiter
     return limiter
 
 
-def _registration_limiter(request: Request) -> FailureLimiter:
+async def _registration_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter = request.app.state.registration_limiter
     return limiter
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The client's address as uvicorn resolved it (see FORWARDED_ALLOW_IPS)."""
     return request.client.host if request.client else "unknown"
 

@@ -48,9 +48,6 @@ async def list_users(
     offset: PageOffset = 0,
 ) -> UserPage:
     users, total = await service.list_users(session, limit=limit, offset=offset)
-    return UserPage(
-        users=[UserRead.model_validate(user) for user in users],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    # Validated once, from the rows' attributes (FastAPI passes the model through as is).
+    page = {"users": users, "total": total, "limit": limit, "offset": offset}
+    return UserPage.model_validate(page, from_attributes=True)
