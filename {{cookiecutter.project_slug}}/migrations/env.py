@@ -17,7 +17,8 @@ from sqlalchemy.exc import DBAPIError
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
-from {{ cookiecutter.project_slug }}.auth import models as _auth_models  # noqa: F401 - registers tables
+from {{ cookiecutter.project_slug }}.accounts import models as _accounts_models  # noqa: F401 - registers tables
+from {{ cookiecutter.project_slug }}.auth import models as _auth_models  # noqa: F401
 {% endif -%}
 from {{ cookiecutter.project_slug }}.db import Base, UTCDateTime, build_engine{% if cookiecutter.database == "postgresql" %}, missing_database{% endif %}
 from {{ cookiecutter.project_slug }}.items import models as _items_models  # noqa: F401
