@@ -28,7 +28,7 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users.models import User
 from tests.auth_support import TEST_PASSWORD, add_user, bearer
 from tests.mail_support import Inbox, body, free_port, link_token, smtp_server, stalled_server
-from tests.support import make_settings
+from tests.support import PRODUCTION_MAIL, make_settings
 
 AUTH = "/api/v1/auth"
 ME = "/api/v1/users/me"
@@ -432,6 +432,6 @@ def test_development_without_smtp_host_logs_mail_and_production_refuses_to_start
         make_settings(**production)
     with pytest.raises(ValidationError, match="PUBLIC_BASE_URL must be an https"):
         make_settings(**production, smtp_host="smtp.example.com")
-    make_settings(**production, smtp_host="smtp.example.com", public_base_url=PUBLIC_BASE_URL)
+    make_settings(**production, **PRODUCTION_MAIL)
     # Nothing sends account mail: no mail server needed.
     make_settings(**production, registration_enabled=False, password_reset_enabled=False)

@@ -18,7 +18,7 @@ from {{ cookiecutter.project_slug }}.settings import (
     Settings,
     load_settings,
 )
-from tests.support import {% if cookiecutter.auth == "jwt" %}TEST_SECRET_KEY, {% endif %}make_settings
+from tests.support import {% if cookiecutter.auth == "jwt" %}PRODUCTION_MAIL, TEST_SECRET_KEY, {% endif %}make_settings
 
 
 def test_without_an_environment_a_process_is_production(
@@ -28,6 +28,8 @@ def test_without_an_environment_a_process_is_production(
     monkeypatch.delenv("ENVIRONMENT")
 {%- if cookiecutter.auth == "jwt" %}
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("SMTP_HOST", PRODUCTION_MAIL["smtp_host"])
+    monkeypatch.setenv("PUBLIC_BASE_URL", PRODUCTION_MAIL["public_base_url"])
 {%- elif cookiecutter.auth == "oidc" %}
     monkeypatch.setenv("OIDC_ISSUER", "https://sso.example.com")
     monkeypatch.setenv("OIDC_AUDIENCE", "api")
@@ -87,9 +89,9 @@ def test_weak_keys_are_refused_with_how_to_make_a_good_one(
 def test_a_strong_key_is_accepted(environment: str) -> None:
     for _ in range(20):  # the estimate holds for every fresh key, not just a lucky one
         key = secrets.token_urlsafe(32)
-        settings = make_settings(environment=environment, secret_key=key)
+        settings = make_settings(environment=environment, secret_key=key, **PRODUCTION_MAIL)
         assert settings.secret_key.get_secret_value() == key
-    assert make_settings(environment=environment, secret_key=TEST_SECRET_KEY)
+    assert make_settings(environment=environment, secret_key=TEST_SECRET_KEY, **PRODUCTION_MAIL)
 {%- else %}
 
 
@@ -99,9 +101,8 @@ def test_no_secret_key_is_needed_where_nothing_signs_with_one() -> None:
 
 
 def test_log_format_can_be_forced() -> None:
-    assert make_settings(environment="production", log_format="console").resolved_log_format == (
-        "console"
-    )
+    settings = make_settings(environment="production", log_format="console"{% if cookiecutter.auth == "jwt" %}, **PRODUCTION_MAIL{% endif %})
+    assert settings.resolved_log_format == "console"
 
 
 def test_cors_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
