@@ -31,16 +31,22 @@ async def deliver(sender: MailSender, message: Message) -> bool:
     """Send `message`, retrying; whether it was accepted. Failures are logged by kind and
     error class only: server replies can quote addresses, and the text holds a token."""
     delays = (0.0, *RETRY_DELAYS_SECONDS)
-    for attempt, delay in enumerate(delays, start=1):
-        await anyio.sleep(delay)
-        try:
-            await sender.send(message)
-        except Exception as exc:  # any failure: retried, then logged
-            logger.warning(
-                "mail_attempt_failed", kind=message.kind, attempt=attempt, error=type(exc).__name__
-            )
-        else:
-            logger.info("mail_sent", kind=message.kind, attempt=attempt)
-            return True
+    try:
+        for attempt, delay in enumerate(delays, start=1):
+            await anyio.sleep(delay)
+            try:
+                await sender.send(message)
+            except Exception as exc:  # any failure: retried, then logged
+                error = type(exc).__name__
+                logger.warning(
+                    "mail_attempt_failed", kind=message.kind, attempt=attempt, error=error
+                )
+            else:
+                logger.info("mail_sent", kind=message.kind, attempt=attempt)
+                return True
+    except anyio.get_cancelled_exc_class():
+        # The process stops (its graceful shutdown timed out) with the mail still pending.
+        logger.error("mail_not_delivered", kind=message.kind, reason="shutdown")
+        raise
     logger.error("mail_not_delivered", kind=message.kind, attempts=len(delays))
     return False
