@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.accounts import service
 from {{ cookiecutter.project_slug }}.accounts.schemas import (
@@ -16,8 +18,8 @@ from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, Clien
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import NotFoundError, problems
 from {{ cookiecutter.project_slug }}.mail.outbox import deliver_later
-from {{ cookiecutter.project_slug }}.mail.senders import Mailer
-from {{ cookiecutter.project_slug }}.settings import API_PREFIX
+from {{ cookiecutter.project_slug }}.mail.senders import Mailer, Message
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX, Settings
 
 # Every operation uses the database (503 while it is down).
 router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=problems(503))
@@ -29,13 +31,45 @@ RESEND_ACCEPTED = Accepted(
     detail="If an unverified account uses this address, a new confirmation link is on its way."
 )
 
+# Makes the mail for an address, or None when that address gets none.
+Compose = Callable[[AsyncSession, Settings, str], Awaitable[Message | None]]
+
 
 def _mail_limiters(request: Request) -> MailLimiters:
     limiters: MailLimiters = request.app.state.mail_limiters
     return limiters
 
 
-Limiters = Annotated[MailLimiters, Depends(_mail_limiters)]
+class MailRequests:
+    """What a request for mail needs: the limits, the session, and the way out."""
+
+    def __init__(
+        self,
+        *,
+        session: SessionDep,
+        settings: AppSettings,
+        limiters: Annotated[MailLimiters, Depends(_mail_limiters)],
+        address: ClientAddress,
+        tasks: BackgroundTasks,
+        mailer: Mailer,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.limiters = limiters
+        self.address = address
+        self.tasks = tasks
+        self.mailer = mailer
+
+    async def mail(self, email: str, compose: Compose) -> None:
+        """429 past the client address's limit; otherwise the composed mail, if any and if
+        the address has not had its share, leaves after the response."""
+        if self.limiters.admit(email, self.address):
+            message = await compose(self.session, self.settings, email)
+            if message is not None:
+                deliver_later(self.tasks, self.mailer, message)
+
+
+Requests = Annotated[MailRequests, Depends()]
 
 
 def _require_reset_enabled(settings: AppSettings) -> None:
@@ -52,22 +86,10 @@ ResetEnabled = Depends(_require_reset_enabled)
     responses=problems(404, 429),
     dependencies=[ResetEnabled],
 )
-async def request_password_reset(
-    *,
-    data: EmailRequest,
-    session: SessionDep,
-    settings: AppSettings,
-    limiters: Limiters,
-    address: ClientAddress,
-    tasks: BackgroundTasks,
-    mailer: Mailer,
-) -> Accepted:
+async def request_password_reset(data: EmailRequest, requests: Requests) -> Accepted:
     """Mail a single-use link (PASSWORD_RESET_TOKEN_MINUTES) to reset the password. The
     answer is the same whether or not the address has an account."""
-    if limiters.admit(data.email, address):
-        message = await service.password_reset_mail(session, settings, data.email)
-        if message is not None:
-            deliver_later(tasks, mailer, message)
+    await requests.mail(data.email, service.password_reset_mail)
     return RESET_ACCEPTED
 
 
@@ -90,20 +112,8 @@ async def verify_email(data: VerifyRequest, session: SessionDep) -> None:
 
 
 @router.post("/verify/resend", status_code=status.HTTP_202_ACCEPTED, responses=problems(429))
-async def resend_verification(
-    *,
-    data: EmailRequest,
-    session: SessionDep,
-    settings: AppSettings,
-    limiters: Limiters,
-    address: ClientAddress,
-    tasks: BackgroundTasks,
-    mailer: Mailer,
-) -> Accepted:
+async def resend_verification(data: EmailRequest, requests: Requests) -> Accepted:
     """Mail a new confirmation link (earlier ones stop working). The answer is the same
     whether or not the address has an account, or is verified already."""
-    if limiters.admit(data.email, address):
-        message = await service.resend_verification(session, settings, data.email)
-        if message is not None:
-            deliver_later(tasks, mailer, message)
+    await requests.mail(data.email, service.resend_verification)
     return RESEND_ACCEPTED
