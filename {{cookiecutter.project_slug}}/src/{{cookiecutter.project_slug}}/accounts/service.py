@@ -1,8 +1,9 @@
 """Password reset and email verification: issuing, mailing and spending single-use tokens.
 
 Requests that name an email answer the same whatever the address (no account
-enumeration); each does the same database work either way, and the mail leaves after the
-response (`mail.outbox.deliver_later`), so timing does not tell either.
+enumeration); each runs the same lookup and clean-up either way (an account adds one
+insert), and the mail leaves after the response (`mail.outbox.deliver_later`), so the
+mail server's time never shows.
 """
 
 from __future__ import annotations
