@@ -75,6 +75,8 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"environment": "test"}
 {%- if cookiecutter.auth == "jwt" %}
     values["secret_key"] = TEST_SECRET_KEY
+    if overrides.get("environment") == "production":
+        values |= PRODUCTION_MAIL  # production refuses to start without them (settings.py)
 {%- elif cookiecutter.auth == "oidc" %}
     values |= {"oidc_issuer": ISSUER_URL, "oidc_audience": AUDIENCE}
 {%- endif %}
