@@ -1060,6 +1060,10 @@ def test_kubernetes_admits_only_the_ingress_and_the_scraper(
     assert admitted == expected
     assert set(admitted) <= container_ports.keys()
 
+    if variant.context["auth"] == "jwt":  # mail leaves through the SMTP submission ports
+        allowed_out = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+        assert {587, 465} <= allowed_out
+
     settings = k8s_document(k8s, "configmap.yaml")["data"]
     assert "*" not in settings["FORWARDED_ALLOW_IPS"]
     if variant.context["metrics"]:
