@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from urllib.parse import quote
 
 import structlog
@@ -40,7 +41,7 @@ VERIFY_PAGE = "/verify-email"
 class InvalidLinkError(ProblemError):
     """One answer for a token that is unknown, spent, superseded, expired or tampered with."""
 
-    status = 400
+    status = HTTPStatus.BAD_REQUEST
 
     def __init__(self) -> None:
         super().__init__("The link is invalid, used or expired; ask for a new one.")
