@@ -56,6 +56,8 @@ from tests.auth_support import AUDIENCE, ISSUER_URL
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+# What production requires besides SECRET_KEY: a mail server and https links (settings.py).
+PRODUCTION_MAIL = {"smtp_host": "smtp.example.test", "public_base_url": "https://app.example.test"}
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,8 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"environment": "test"}
 {%- if cookiecutter.auth == "jwt" %}
     values["secret_key"] = TEST_SECRET_KEY
+    if overrides.get("environment") == "production":
+        values |= PRODUCTION_MAIL  # production refuses to start without them (settings.py)
 {%- elif cookiecutter.auth == "oidc" %}
     values |= {"oidc_issuer": ISSUER_URL, "oidc_audience": AUDIENCE}
 {%- endif %}

@@ -12,6 +12,7 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from {{ cookiecutter.project_slug }}.accounts.service import MailLimiters
 from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
 from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMemoryFailureLimiter, LoginLimiter
 from {{ cookiecutter.project_slug }}.auth.tokens import decode_token
@@ -84,6 +85,7 @@ async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]
     await to_thread.run_sync(dummy_hash)  # made now, off the loop, not by the first login
     app.state.login_limiter = login_limiter(settings)
     app.state.registration_limiter = registration_limiter(settings)
+    app.state.mail_limiters = mail_limiters(settings)
     yield
 
 
@@ -99,6 +101,15 @@ def login_limiter(settings: Settings) -> LoginLimiter:
 def registration_limiter(settings: Settings) -> FailureLimiter:
     return InMemoryFailureLimiter(
         settings.registration_max_per_address, settings.registration_window_seconds
+    )
+
+
+def mail_limiters(settings: Settings) -> MailLimiters:
+    """Password reset and verification mail requests (accounts/service.py)."""
+    window = settings.mail_request_window_seconds
+    return MailLimiters(
+        per_address=InMemoryFailureLimiter(settings.mail_requests_max_per_address, window),
+        per_account=InMemoryFailureLimiter(settings.mail_requests_max_per_account, window),
     )
 {%- else -%}
 """What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`,
