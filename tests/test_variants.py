@@ -167,6 +167,7 @@ FEATURE_MODULES = {
     "metrics": ("src/{slug}/metrics.py", "tests/test_metrics.py"),
     "tracing": ("src/{slug}/tracing.py", "tests/test_tracing.py"),
     "sentry": ("src/{slug}/sentry.py", "tests/test_sentry.py"),
+    "redis": ("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
 }
 EXPECTED_PATHS: dict[Condition, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # condition: (must exist, must not exist)
@@ -317,11 +318,15 @@ def test_readme_says_what_is_secure_and_what_to_set(
         expected.append("DATABASE_URL")
     if context["metrics"]:
         expected.append("METRICS_PORT")
+    if context["redis"]:
+        expected.append("REDIS_URL")
     assert [name for name in expected if name not in security] == []
     open_api = context["auth"] == "none" and context["database"] != "none"
     assert ("The items API is open to anyone" in readme) is open_api
     settings = (project.path / ".env.example").read_text()
-    for name in ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]:
+    documented = ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]
+    documented += ["REDIS_URL", "REDIS_KEY_PREFIX", "CACHE_TTL_SECONDS"] * context["redis"]
+    for name in documented:
         assert f"{name}=" in settings, name
 
 
@@ -937,6 +942,14 @@ def test_github_actions(bake: Callable[[Variant], Baked], variant: Variant) -> N
         assert test_job["env"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
     else:
         assert postgres == []
+    redis = [
+        service
+        for service in test_job.get("services", {}).values()
+        if str(service.get("image", "")).startswith("redis:")
+    ]
+    assert bool(redis) == variant.context["redis"], redis
+    if variant.context["redis"]:
+        assert test_job["env"]["REDIS_URL"].startswith("redis://")
 
 
 @pytest.mark.parametrize("variant", WITH_GITLAB)
@@ -968,6 +981,10 @@ def test_gitlab_ci(bake: Callable[[Variant], Baked], variant: Variant) -> None:
         assert test_job["variables"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
     else:
         assert postgres == []
+    redis = [service for service in services if service.startswith("redis:")]
+    assert bool(redis) == variant.context["redis"], redis
+    if variant.context["redis"]:
+        assert test_job["variables"]["REDIS_URL"].startswith("redis://redis:")
 
 
 @pytest.mark.parametrize("variant", WITH_KUBERNETES)

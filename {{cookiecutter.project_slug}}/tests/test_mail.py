@@ -306,7 +306,7 @@ async def test_mail_requests_are_limited_per_address_and_per_account(
     app: FastAPI, settings: Settings, user: User, inbox: Inbox
 ) -> None:
     limits = {"mail_requests_max_per_address": 4, "mail_requests_max_per_account": 2}
-    app.state.mail_limiters = mail_limiters(settings.model_copy(update=limits))
+    app.state.mail_limiters = mail_limiters(settings.model_copy(update=limits){% if cookiecutter.redis %}, app.state.redis{% endif %})
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as flood:
         for _ in range(4):

@@ -13,18 +13,18 @@ from collections import Counter
 {% endif -%}
 from functools import lru_cache
 from typing import Annotated, Literal
-{%- if cookiecutter.auth == "oidc" %}
+{%- if cookiecutter.auth == "oidc" or cookiecutter.redis %}
 from urllib.parse import urlsplit
 {%- endif %}
 
 from pydantic import (
     Field,
-{%- if cookiecutter.sentry or cookiecutter.auth == "jwt" %}
+{%- if cookiecutter.sentry or cookiecutter.auth == "jwt" or cookiecutter.redis %}
     SecretStr,
 {%- endif %}
     ValidationError,
     field_validator,
-{%- if cookiecutter.auth != "none" or cookiecutter.metrics %}
+{%- if cookiecutter.auth != "none" or cookiecutter.metrics or cookiecutter.redis %}
     model_validator,
 {%- endif %}
 )
@@ -40,8 +40,9 @@ KEY_GENERATION_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe
 # Every API route lives under this prefix. Routers carry it themselves (rather than getting
 # it from include_router) so that route.path is the full template for metrics and traces.
 API_PREFIX = "/api/v1"
-{%- if cookiecutter.auth == "oidc" %}
-# Where a plain-http issuer is acceptable even in production (a sidecar, a local test).
+{%- if cookiecutter.auth == "oidc" or cookiecutter.redis %}
+# Where plain http (an issuer) or a Redis without a password is acceptable even in
+# production: a sidecar, a local test.
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
@@ -53,7 +54,10 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused value (a URL with its password) never reaches a log.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     # Unset means production: development conveniences come from the generated `.env`.
     environment: Environment = "production"
@@ -171,6 +175,20 @@ class Settings(BaseSettings):
     # Upper bound for connecting to the database and for one statement, in seconds.
     db_timeout_seconds: float = Field(default=5.0, gt=0)
 {%- endif %}
+{%- if cookiecutter.redis %}
+
+    # Redis (redis:// or rediss:// for TLS). Secret: it may carry the password.
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    # Every key this service writes starts with this; several services (or test runs) can
+    # share one Redis.
+    redis_key_prefix: str = Field(default="{{ cookiecutter.project_slug }}:", min_length=1)
+    # Connections per worker process; a request waits for a free one at most the timeout.
+    redis_pool_size: int = Field(default=10, ge=1)
+    # Upper bound for connecting, for one command and for a free connection, in seconds.
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Seconds a cached read (an item) may be served before it is read again.
+    cache_ttl_seconds: int = Field(default=60, ge=1)
+{%- endif %}
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -206,6 +224,27 @@ class Settings(BaseSettings):
         return value
 {%- endif %}
 
+{%- if cookiecutter.redis %}
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr) -> SecretStr:
+        if urlsplit(value.get_secret_value()).scheme not in {"redis", "rediss"}:
+            raise ValueError("must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0")
+        return value
+
+    @model_validator(mode="after")
+    def _require_a_redis_password_in_production(self) -> Settings:
+        # An open Redis on the network lets anyone read the cache and reset login limits.
+        url = urlsplit(self.redis_url.get_secret_value())
+        on_network = url.hostname not in LOOPBACK_HOSTS
+        if self.environment == "production" and on_network and not url.password:
+            raise ValueError(
+                "REDIS_URL must carry a password in production "
+                "(redis://:password@host:6379/0) unless Redis is on loopback"
+            )
+        return self
+{%- endif %}
 {%- if cookiecutter.metrics %}
 
     @model_validator(mode="after")

@@ -63,7 +63,7 @@ class MailRequests:
     async def mail(self, email: str, compose: Compose) -> None:
         """429 past the client address's limit; otherwise the composed mail, if any and if
         the address has not had its share, leaves after the response."""
-        if self.limiters.admit(email, self.address):
+        if await self.limiters.admit(email, self.address):
             message = await compose(self.session, self.settings, email)
             if message is not None:
                 deliver_later(self.tasks, self.mailer, message)

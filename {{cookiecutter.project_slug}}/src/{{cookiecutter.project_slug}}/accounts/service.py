@@ -56,16 +56,16 @@ class MailLimiters:
         self.per_address = per_address
         self.per_account = per_account
 
-    def admit(self, email: str, client_address: str) -> bool:
+    async def admit(self, email: str, client_address: str) -> bool:
         """429 for an address over its limit; False when `email` has had its share."""
         by_address = f"mail:{client_address}"
-        refuse_while_locked(self.per_address, by_address)
-        self.per_address.record_failure(by_address)  # every request counts
+        await refuse_while_locked(self.per_address, by_address)
+        await self.per_address.record_failure(by_address)  # every request counts
         by_account = f"mail:{email}"
-        if self.per_account.retry_after(by_account) is not None:
+        if await self.per_account.retry_after(by_account) is not None:
             logger.info("mail_request_limited")
             return False
-        self.per_account.record_failure(by_account)
+        await self.per_account.record_failure(by_account)
         return True
 
 
