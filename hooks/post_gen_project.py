@@ -91,6 +91,21 @@ FEATURES: tuple[Feature, ...] = (
         when={"sentry": (True,)},
         paths=("src/{slug}/sentry.py", "tests/test_sentry.py"),
     ),
+    Feature(
+        when={"tasks": ("taskiq",)},
+        paths=("src/{slug}/tasks", "tests/test_tasks.py", "tests/task_support.py"),
+    ),
+    Feature(
+        when={"tasks": ("taskiq",), "database": ("sqlite", "postgresql")},
+        paths=(
+            "src/{slug}/items/tasks.py",
+            "migrations/versions/20260102_0002_items_archived_at.py",
+        ),
+    ),
+    Feature(
+        when={"tasks": ("taskiq",), "auth": ("jwt",)},
+        paths=("src/{slug}/auth/tasks.py",),
+    ),
     # `kubernetes` is in every condition below: with it off, the whole folder goes.
     Feature(
         when={"kubernetes": (True,)},
@@ -108,6 +123,10 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         when={"kubernetes": (True,), "database": ("sqlite",)},
         paths=("deploy/k8s/pvc.yaml",),
+    ),
+    Feature(
+        when={"kubernetes": (True,), "tasks": ("taskiq",)},
+        paths=("deploy/k8s/worker.yaml", "deploy/k8s/scheduler.yaml"),
     ),
 )
 

@@ -89,6 +89,9 @@ def validate(context: dict[str, Any]) -> list[str]:
             "Choose database=sqlite or postgresql, or auth=oidc."
         )
 
+    if context.get("tasks", "none") != "none" and not context.get("redis"):
+        errors.append("tasks: the task queue needs Redis. Choose redis=true.")
+
     email = str(context.get("author_email", ""))
     if not EMAIL_PATTERN.match(email):
         errors.append(

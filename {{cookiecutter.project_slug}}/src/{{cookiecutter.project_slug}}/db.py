@@ -269,7 +269,24 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
         except BaseException:
             await session.rollback()
+{%- if cookiecutter.tasks != "none" %}
+            session.info.pop(AFTER_COMMIT, None)  # never sent: their rows were rolled back
+{%- endif %}
             raise
+{%- if cookiecutter.tasks != "none" %}
+        # Tasks the request enqueued (tasks/broker.py), now that their rows exist.
+        for send in session.info.pop(AFTER_COMMIT, []):
+            await send()
+{%- endif %}
+
+
+{%- if cookiecutter.tasks != "none" %}
+
+
+# session.info key: what to send once the request's transaction has committed (coroutine
+# functions, added by tasks.broker.enqueue_after_commit).
+AFTER_COMMIT = "after_commit"
+{%- endif %}
 
 
 # scope="function": commit/rollback run before the response is sent, not after.

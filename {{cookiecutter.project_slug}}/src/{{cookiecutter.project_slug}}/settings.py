@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
-{%- if cookiecutter.sentry or cookiecutter.auth == "jwt" %}
+{%- if cookiecutter.sentry or cookiecutter.auth == "jwt" or cookiecutter.redis %}
     SecretStr,
 {%- endif %}
     ValidationError,
@@ -86,6 +86,30 @@ class Settings(BaseSettings):
 {%- if cookiecutter.metrics %}
     # Prometheus metrics, served by `serve` on their own port (on HOST), never on PORT.
     metrics_port: int = Field(default=9100, ge=1, le=65535)
+{%- endif %}
+{%- if cookiecutter.redis %}
+
+    # Redis (stand-in until the redis option lands).
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+{%- endif %}
+{%- if cookiecutter.tasks == "taskiq" %}
+
+    # Background tasks (`{{ cookiecutter.project_slug }} worker`, `{{ cookiecutter.project_slug }} scheduler`). Keys in Redis start with this
+    # prefix: the stream `<prefix>:tasks` and its consumer group `<prefix>:workers`.
+    task_queue_prefix: str = Field(default="{{ cookiecutter.project_slug }}", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Tasks one worker process runs at the same time.
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    # Runs of a task that fails transiently (the database unavailable), the first included;
+    # the wait before a retry grows by TASK_RETRY_DELAY_SECONDS each time (up to 60 s).
+    task_max_attempts: int = Field(default=5, ge=1, le=100)
+    task_retry_delay_seconds: float = Field(default=1.0, ge=0, le=60)
+    # A task a worker took but did not acknowledge for this long (the worker died) is given
+    # to another worker. Keep it above your longest task, or that task runs twice.
+    task_redelivery_seconds: float = Field(default=600, gt=0)
+{%- if cookiecutter.metrics %}
+    # The worker's Prometheus metrics, on their own port (on HOST).
+    worker_metrics_port: int = Field(default=9101, ge=1, le=65535)
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.sentry %}
 

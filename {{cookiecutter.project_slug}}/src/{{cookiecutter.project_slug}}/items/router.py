@@ -16,7 +16,13 @@ from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.errors import problems
 from {{ cookiecutter.project_slug }}.items import service
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemPage, ItemRead, ItemUpdate
+{%- if cookiecutter.tasks != "none" %}
+from {{ cookiecutter.project_slug }}.items.tasks import archive_item as archive_item_task
+{%- endif %}
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
+{%- if cookiecutter.tasks != "none" %}
+from {{ cookiecutter.project_slug }}.tasks.broker import enqueue_after_commit
+{%- endif %}
 
 # Every operation uses the database (503 while it is down){% if cookiecutter.auth == "jwt" %} and needs a signed-in
 # caller (401){% elif cookiecutter.auth == "oidc" %} and needs a token (401) with the
@@ -107,3 +113,18 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep)
 {%- endif %}
 async def delete_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> None:
     await service.delete_item(session, {{ caller_arg }}item_id)
+{%- if cookiecutter.tasks != "none" %}
+
+
+# 202: the item is archived by a worker (items/tasks.py), once this request has committed;
+# asking again is harmless. 503 also while Redis (the queue) is unavailable.
+@router.post(
+    "/{item_id}/archive",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(404){{ writes }},
+)
+async def archive_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> ItemRead:
+    item = await service.get_item(session, {{ caller_arg }}item_id)
+    enqueue_after_commit(session, archive_item_task, item.id)
+    return ItemRead.model_validate(item)
+{%- endif %}

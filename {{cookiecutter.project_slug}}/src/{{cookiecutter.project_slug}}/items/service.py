@@ -7,10 +7,10 @@ import uuid
 from dataclasses import dataclass
 {%- endif %}
 
-from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}select
+from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}select{% if cookiecutter.tasks != "none" %}, update{% endif %}
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.db import fetch_page, flush_or_conflict
+from {{ cookiecutter.project_slug }}.db import fetch_page, flush_or_conflict{% if cookiecutter.tasks != "none" %}, utcnow{% endif %}
 from {{ cookiecutter.project_slug }}.errors import NotFoundError
 from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
@@ -97,3 +97,17 @@ async def delete_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUI
     await session.delete(item)
     # A table of yours that refers to items makes this a 409 while references remain.
     await flush_or_conflict(session, f"Item {item_id} is still referenced by other data.")
+{%- if cookiecutter.tasks != "none" %}
+
+
+async def archive_item(session: AsyncSession, item_id: uuid.UUID) -> bool:
+    """Mark the item archived, unless it is already (or gone): True when this call did.
+    One conditional statement, so two runs at once still archive it once."""
+    archived = await session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.archived_at.is_(None))
+        .values(archived_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(archived.rowcount)  # type: ignore[attr-defined]
+{%- endif %}
