@@ -92,6 +92,10 @@ FEATURES: tuple[Feature, ...] = (
         paths=("src/{slug}/sentry.py", "tests/test_sentry.py"),
     ),
     Feature(
+        when={"redis": (True,)},
+        paths=("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
+    ),
+    Feature(
         when={"tasks": ("taskiq",)},
         paths=("src/{slug}/tasks", "tests/test_tasks.py", "tests/task_support.py"),
     ),

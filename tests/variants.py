@@ -38,6 +38,7 @@ EVERYTHING_ON: dict[str, Any] = {
     "tracing": True,
     "sentry": True,
     "kubernetes": True,
+    "redis": True,
 }
 
 

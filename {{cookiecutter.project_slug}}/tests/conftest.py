@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator{% if cookiecutter.database != "none" %}, Iterator{% endif %}
+from collections.abc import AsyncIterator{% if cookiecutter.database != "none" or cookiecutter.redis %}, Iterator{% endif %}
 from contextlib import AsyncExitStack
 
 import httpx
@@ -21,6 +21,9 @@ from tests.auth_support import access_headers, add_user
 {%- elif cookiecutter.auth == "oidc" %}
 from tests.auth_support import FakeIssuer
 {%- endif %}
+{%- if cookiecutter.redis %}
+from tests.redis_support import delete_prefixed, redis_url, throwaway_key_prefix
+{%- endif %}
 from tests.support import make_client, make_settings{% if cookiecutter.database != "none" %}, throwaway_database{% endif %}
 {%- if cookiecutter.database != "none" %}
 
@@ -29,6 +32,17 @@ from tests.support import make_client, make_settings{% if cookiecutter.database 
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with throwaway_database(tmp_path_factory.mktemp("db")) as url:
         yield url
+{%- endif %}
+
+
+{%- if cookiecutter.redis %}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_key_prefix() -> Iterator[str]:
+    """This run's keys on the real Redis (make_settings uses the prefix); deleted at the end."""
+    with throwaway_key_prefix() as prefix:
+        yield prefix
 {%- endif %}
 
 
@@ -53,6 +67,10 @@ async def app(settings: Settings{% if cookiecutter.auth == "oidc" %}, issuer: Fa
     Tokens are verified for real, against the in-process fake identity provider{% endif %}."""
     app = create_app(settings)
     async with AsyncExitStack() as stack:
+{%- if cookiecutter.redis %}
+        # Every test starts with no keys (no cached rows, no counted failures) of this run.
+        stack.push_async_callback(delete_prefixed, redis_url(), settings.redis_key_prefix)
+{%- endif %}
         await stack.enter_async_context(app.router.lifespan_context(app))
 {%- if cookiecutter.auth == "oidc" %}
         http = await stack.enter_async_context(httpx.AsyncClient(transport=issuer.transport))

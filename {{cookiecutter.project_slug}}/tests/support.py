@@ -51,6 +51,9 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 {%- if cookiecutter.auth == "oidc" %}
 from tests.auth_support import AUDIENCE, ISSUER_URL
 {%- endif %}
+{%- if cookiecutter.redis %}
+from tests.redis_support import KEY_PREFIX
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" %}
 {# a blank line after the imports #}
 {%- endif %}
@@ -71,6 +74,9 @@ def make_client(app: FastAPI, headers: dict[str, str] | None = None) -> httpx.As
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: `.env` is ignored so a developer's local file cannot leak in."""
     values: dict[str, Any] = {"environment": "test"}
+{%- if cookiecutter.redis %}
+    values["redis_key_prefix"] = KEY_PREFIX
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
     values["secret_key"] = TEST_SECRET_KEY
 {%- elif cookiecutter.auth == "oidc" %}

@@ -128,7 +128,7 @@ def test_an_unmigrated_schema_is_not_ready_and_says_how_to_fix_it(tmp_path: Path
     assert items.json()["detail"] == NOT_MIGRATED
     assert "make migrate" in NOT_MIGRATED
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "schema": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "schema": "ok"{% if cookiecutter.redis %}, "redis": "ok"{% endif %}}
 
 
 # A table of the user's own that refers to items (created inside the test's transaction).

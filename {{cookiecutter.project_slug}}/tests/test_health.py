@@ -20,11 +20,8 @@ async def test_live_answers_ok(client: httpx.AsyncClient) -> None:
 async def test_ready_reports_every_check(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
-{%- if cookiecutter.database != "none" %}
-    assert response.json()["checks"] == {"database": "ok", "schema": "ok"}
-{%- else %}
-    assert response.json()["checks"] == {}
-{%- endif %}
+{%- set checks = (["database", "schema"] if cookiecutter.database != "none" else []) + (["redis"] if cookiecutter.redis else []) %}
+    assert response.json()["checks"] == {{ '{' }}{% for check in checks %}"{{ check }}": "ok"{{ ", " if not loop.last }}{% endfor %}{{ '}' }}
 
 
 async def test_ready_is_503_problem_when_a_dependency_fails(

@@ -33,6 +33,9 @@ from {{ cookiecutter.project_slug }}.middleware import (
     RequestSizeLimitMiddleware,
     SecurityHeadersMiddleware,
 )
+{%- if cookiecutter.redis %}
+from {{ cookiecutter.project_slug }}.redis import install_redis_error_handlers, redis_lifespan
+{%- endif %}
 {%- if cookiecutter.sentry %}
 from {{ cookiecutter.project_slug }}.sentry import init_sentry
 {%- endif %}
@@ -50,10 +53,13 @@ from {{ cookiecutter.project_slug }}.users.router import router as users_router
 # A feature's setup and teardown: opened at startup, closed at shutdown, in reverse order.
 FeatureLifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
 
-{%- if cookiecutter.database != "none" or cookiecutter.tracing or cookiecutter.auth != "none" or cookiecutter.tasks != "none" %}
+{%- if cookiecutter.database != "none" or cookiecutter.tracing or cookiecutter.auth != "none" or cookiecutter.redis or cookiecutter.tasks != "none" %}
 FEATURES: list[FeatureLifespan] = [
 {%- if cookiecutter.database != "none" %}
     database_lifespan,
+{%- endif %}
+{%- if cookiecutter.redis %}
+    redis_lifespan,
 {%- endif %}
 {%- if cookiecutter.auth != "none" %}
     auth_lifespan,
@@ -112,6 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 {%- if cookiecutter.database != "none" %}
     install_database_error_handlers(app)
+{%- endif %}
+{%- if cookiecutter.redis %}
+    install_redis_error_handlers(app)
 {%- endif %}
 
     # Added innermost first: security headers wrap everything, even the 500 fallback.

@@ -13,7 +13,7 @@ from collections import Counter
 {% endif -%}
 from functools import lru_cache
 from typing import Annotated, Literal
-{%- if cookiecutter.auth == "oidc" %}
+{%- if cookiecutter.auth == "oidc" or cookiecutter.redis %}
 from urllib.parse import urlsplit
 {%- endif %}
 
@@ -24,7 +24,7 @@ from pydantic import (
 {%- endif %}
     ValidationError,
     field_validator,
-{%- if cookiecutter.auth != "none" or cookiecutter.metrics %}
+{%- if cookiecutter.auth != "none" or cookiecutter.metrics or cookiecutter.redis %}
     model_validator,
 {%- endif %}
 )
@@ -40,8 +40,9 @@ KEY_GENERATION_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe
 # Every API route lives under this prefix. Routers carry it themselves (rather than getting
 # it from include_router) so that route.path is the full template for metrics and traces.
 API_PREFIX = "/api/v1"
-{%- if cookiecutter.auth == "oidc" %}
-# Where a plain-http issuer is acceptable even in production (a sidecar, a local test).
+{%- if cookiecutter.auth == "oidc" or cookiecutter.redis %}
+# Where plain http (an issuer) or a Redis without a password is acceptable even in
+# production: a sidecar, a local test.
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
@@ -87,16 +88,10 @@ class Settings(BaseSettings):
     # Prometheus metrics, served by `serve` on their own port (on HOST), never on PORT.
     metrics_port: int = Field(default=9100, ge=1, le=65535)
 {%- endif %}
-{%- if cookiecutter.redis %}
-
-    # Redis (stand-in until the redis option lands).
-    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-{%- endif %}
 {%- if cookiecutter.tasks == "taskiq" %}
 
-    # Background tasks (`{{ cookiecutter.project_slug }} worker`, `{{ cookiecutter.project_slug }} scheduler`). Keys in Redis start with this
-    # prefix: the stream `<prefix>:tasks` and its consumer group `<prefix>:workers`.
-    task_queue_prefix: str = Field(default="{{ cookiecutter.project_slug }}", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Background tasks (`{{ cookiecutter.project_slug }} worker`, `{{ cookiecutter.project_slug }} scheduler`): the queue is the stream
+    # `<REDIS_KEY_PREFIX>tasks`, read by the consumer group `<REDIS_KEY_PREFIX>workers`.
     # Tasks one worker process runs at the same time.
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
     # Runs of a task that fails transiently (the database unavailable), the first included;
@@ -167,6 +162,18 @@ class Settings(BaseSettings):
     # Upper bound for connecting to the database and for one statement, in seconds.
     db_timeout_seconds: float = Field(default=5.0, gt=0)
 {%- endif %}
+{%- if cookiecutter.redis %}
+
+    # Redis (redis:// or rediss:// for TLS). Secret: it may carry the password.
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    # Every key this service writes starts with this; several services (or test runs) can
+    # share one Redis.
+    redis_key_prefix: str = Field(default="{{ cookiecutter.project_slug }}:", min_length=1)
+    # Connections per worker process; a request waits for a free one at most the timeout.
+    redis_pool_size: int = Field(default=10, ge=1)
+    # Upper bound for connecting, for one command and for a free connection, in seconds.
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+{%- endif %}
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -202,6 +209,27 @@ class Settings(BaseSettings):
         return value
 {%- endif %}
 
+{%- if cookiecutter.redis %}
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr) -> SecretStr:
+        if urlsplit(value.get_secret_value()).scheme not in {"redis", "rediss"}:
+            raise ValueError("must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0")
+        return value
+
+    @model_validator(mode="after")
+    def _require_a_redis_password_in_production(self) -> Settings:
+        # An open Redis on the network lets anyone read the cache and reset login limits.
+        url = urlsplit(self.redis_url.get_secret_value())
+        on_network = url.hostname not in LOOPBACK_HOSTS
+        if self.environment == "production" and on_network and not url.password:
+            raise ValueError(
+                "REDIS_URL must carry a password in production "
+                "(redis://:password@host:6379/0) unless Redis is on loopback"
+            )
+        return self
+{%- endif %}
 {%- if cookiecutter.metrics %}
 
     @model_validator(mode="after")

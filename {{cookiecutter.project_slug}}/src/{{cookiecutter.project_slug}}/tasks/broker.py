@@ -44,12 +44,12 @@ class TransientTaskError(Exception):
     Any other exception is a bug: the task is logged as failed and not retried."""
 
 
-def stream_key(prefix: str) -> str:
-    return f"{prefix}:tasks"
+def stream_key(settings: Settings) -> str:
+    return f"{settings.redis_key_prefix}tasks"
 
 
-def group_name(prefix: str) -> str:
-    return f"{prefix}:workers"
+def group_name(settings: Settings) -> str:
+    return f"{settings.redis_key_prefix}workers"
 
 
 class StreamBroker(RedisStreamBroker):
@@ -106,11 +106,10 @@ class BackoffRetryMiddleware(SmartRetryMiddleware):
 
 
 def build_broker(settings: Settings) -> StreamBroker:
-    prefix = settings.task_queue_prefix
     broker = StreamBroker(
         url=settings.redis_url.get_secret_value(),
-        queue_name=stream_key(prefix),
-        consumer_group_name=group_name(prefix),
+        queue_name=stream_key(settings),
+        consumer_group_name=group_name(settings),
         # A group created after messages were enqueued still reads them.
         consumer_id="0",
         idle_timeout=int(settings.task_redelivery_seconds * 1000),

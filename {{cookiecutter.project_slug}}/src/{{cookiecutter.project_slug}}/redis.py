@@ -1,0 +1,103 @@
+"""Redis: one client per process over a bounded connection pool, opened and closed in the
+application's lifespan (`redis_lifespan`), checked by /health/ready.
+
+Every key this service writes starts with REDIS_KEY_PREFIX (`RedisStore.key`), so that
+several services, or several test runs, can share one Redis. Every command waits at most
+REDIS_TIMEOUT_SECONDS (to connect, for an answer, for a free connection); a Redis that is
+down or too slow is a 503 where the request needs it, and the next command after it comes
+back connects again: no restart needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from {{ cookiecutter.project_slug }}.errors import problem_response
+from {{ cookiecutter.project_slug }}.health import add_readiness_check
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+logger = structlog.stdlib.get_logger(__name__)
+
+# Errors that mean "Redis did not answer" (down, unreachable, too slow, pool exhausted), as
+# opposed to a bug in a command.
+REDIS_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+
+
+@dataclass(frozen=True)
+class RedisStore:
+    """The client and the prefix every key of this service starts with."""
+
+    client: Redis
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+
+def build_client(settings: Settings) -> Redis:
+    timeout = settings.redis_timeout_seconds
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url.get_secret_value(),
+        max_connections=settings.redis_pool_size,
+        timeout=timeout,  # waiting for a free connection
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        # One immediate retry on a broken connection (Redis restarted since it was pooled);
+        # none on a timeout, which would double the wait.
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+        health_check_interval=30,  # PING a connection idle this long before reusing it
+    )
+    return Redis.from_pool(pool)
+
+
+async def ping(client: Redis) -> None:
+    await client.ping()
+
+
+@asynccontextmanager
+async def redis_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    client = build_client(settings)  # connects on first use: a Redis outage is no crash loop
+    app.state.redis = RedisStore(client, settings.redis_key_prefix)
+    add_readiness_check(app, "redis", lambda: ping(client))
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def get_redis(request: Request) -> RedisStore:
+    store: RedisStore = request.app.state.redis
+    return store
+
+
+RedisDep = Annotated[RedisStore, Depends(get_redis)]
+
+
+async def handle_redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Redis down or too slow where a request needs it: 503 with Retry-After. The log line
+    names the error class only (a message can carry the host)."""
+    logger.warning("redis_unavailable", error=type(exc).__name__)
+    return problem_response(
+        503,
+        "A backing service is unavailable; retry later.",
+        instance=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+        headers={"Retry-After": "5"},
+    )
+
+
+def install_redis_error_handlers(app: FastAPI) -> None:
+    for error in REDIS_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, handle_redis_unavailable)
