@@ -120,6 +120,7 @@ def build_broker(settings: Settings) -> StreamBroker:
         BackoffRetryMiddleware(
             default_retry_count=settings.task_max_attempts,
             default_retry_label=True,
+            no_result_on_retry=False,  # keep the error: the run is logged as failed
             default_delay=settings.task_retry_delay_seconds,
             use_jitter=True,
             use_delay_exponent=True,

@@ -65,9 +65,14 @@ async def feature_lifespans(settings: Settings) -> AsyncIterator[FastAPI]:
 
 def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
+
+    def stopping(signum: signal.Signals) -> None:
+        logger.info("stopping", signal=signum.name)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, stopping, signum)
     return stop
 
 
