@@ -129,9 +129,7 @@ async def new_item(client: httpx.AsyncClient) -> str:
 
 
 async def archive(client: httpx.AsyncClient, item_id: str, request_id: str) -> None:
-    response = await client.post(
-        f"{ITEMS}/{item_id}/archive", headers={"X-Request-ID": request_id}
-    )
+    response = await client.post(f"{ITEMS}/{item_id}/archive", headers={"X-Request-ID": request_id})
     assert response.status_code == 202, response.text
     assert response.json()["archived_at"] is None  # not yet: a worker does it
 
