@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from {{ cookiecutter.project_slug }}.auth import passwords, service
 from {{ cookiecutter.project_slug }}.auth.dependencies import login_limiter, registration_limiter
 from {{ cookiecutter.project_slug }}.auth.passwords import HashingQueue, dummy_hash, hashing_queue
-from {{ cookiecutter.project_slug }}.auth.rate_limit import InMemoryFailureLimiter
+from {{ cookiecutter.project_slug }}.auth.rate_limit import {{ "RedisFailureLimiter" if cookiecutter.redis else "InMemoryFailureLimiter" }}
 from {{ cookiecutter.project_slug }}.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users.models import User
@@ -209,8 +209,13 @@ async def test_failed_logins_are_limited_per_account_and_address(app: FastAPI, u
 def use_limits(app: FastAPI, settings: Settings, **limits: int) -> None:
     """Small limits, so that a test reaches them in a few (argon2-slow) attempts."""
     changed = settings.model_copy(update=limits)
+{%- if cookiecutter.redis %}
+    app.state.login_limiter = login_limiter(changed, app.state.redis)
+    app.state.registration_limiter = registration_limiter(changed, app.state.redis)
+{%- else %}
     app.state.login_limiter = login_limiter(changed)
     app.state.registration_limiter = registration_limiter(changed)
+{%- endif %}
 
 
 async def test_one_address_cannot_spray_a_password_over_many_accounts(
@@ -357,20 +362,51 @@ async def test_a_password_is_the_same_in_any_unicode_normal_form(
     assert composed != decomposed
     assert (await register(anonymous, "chef@example.com", decomposed)).status_code == 201
     assert (await login(anonymous, "chef@example.com", composed)).status_code == 200
+{%- if cookiecutter.redis %}
 
 
-def test_the_limiter_forgets_failures_after_the_window() -> None:
+async def test_the_limiter_forgets_failures_after_the_window(app: FastAPI) -> None:
+    # On Redis's own clock: a short window, polled until the oldest failure leaves it.
+    limiter = RedisFailureLimiter(app.state.redis, max_failures=2, window_seconds=0.3)
+    await limiter.record_failure("k")
+    assert await limiter.retry_after("k") is None  # below the limit
+    await limiter.record_failure("k")
+    assert await limiter.retry_after("k") == 1  # under a second, rounded up
+    for _ in range(250):
+        if await limiter.retry_after("k") is None:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the failures never left the window")
+    await limiter.record_failure("k")
+    await limiter.record_failure("k")
+    await limiter.reset("k")
+    assert await limiter.retry_after("k") is None
+
+
+async def test_the_limiter_stores_no_email_or_address(app: FastAPI, settings: Settings) -> None:
+    limiter = RedisFailureLimiter(app.state.redis, max_failures=2, window_seconds=60)
+    await limiter.record_failure("login:someone@example.com:203.0.113.7")
+    keys = [key async for key in app.state.redis.client.scan_iter(f"{settings.redis_key_prefix}*")]
+    assert len(keys) == 1
+    assert b"example.com" not in keys[0]
+    assert b"203.0.113.7" not in keys[0]
+{%- else %}
+
+
+async def test_the_limiter_forgets_failures_after_the_window() -> None:
     now = [1000.0]
     limiter = InMemoryFailureLimiter(max_failures=2, window_seconds=60, clock=lambda: now[0])
-    limiter.record_failure("k")
+    await limiter.record_failure("k")
     now[0] += 30
-    limiter.record_failure("k")
-    assert limiter.retry_after("k") == 30  # until the first failure leaves the window
+    await limiter.record_failure("k")
+    assert await limiter.retry_after("k") == 30  # until the first failure leaves the window
     now[0] += 30
-    assert limiter.retry_after("k") is None
-    limiter.record_failure("k")
-    limiter.reset("k")
-    assert limiter.retry_after("k") is None
+    assert await limiter.retry_after("k") is None
+    await limiter.record_failure("k")
+    await limiter.reset("k")
+    assert await limiter.retry_after("k") is None
+{%- endif %}
 
 
 # --- refresh token rotation --------------------------------------------------------------

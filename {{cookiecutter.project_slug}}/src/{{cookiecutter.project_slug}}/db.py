@@ -8,7 +8,7 @@ before the response is sent, so a failed commit is never reported as a success.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator{% if cookiecutter.redis %}, Awaitable, Callable{% endif %}
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,23 +269,23 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
         except BaseException:
             await session.rollback()
-{%- if cookiecutter.tasks != "none" %}
-            session.info.pop(AFTER_COMMIT, None)  # never sent: their rows were rolled back
+{%- if cookiecutter.redis %}
+            session.info.pop(AFTER_COMMIT, None)  # never run: their changes were rolled back
 {%- endif %}
             raise
-{%- if cookiecutter.tasks != "none" %}
-        # Tasks the request enqueued (tasks/broker.py), now that their rows exist.
-        for send in session.info.pop(AFTER_COMMIT, []):
-            await send()
-{%- endif %}
+{%- if cookiecutter.redis %}
+        for action in session.info.pop(AFTER_COMMIT, []):
+            await action()
 
 
-{%- if cookiecutter.tasks != "none" %}
-
-
-# session.info key: what to send once the request's transaction has committed (coroutine
-# functions, added by tasks.broker.enqueue_after_commit).
+# session.info key: what to run once the request's transaction has committed.
 AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action` once the request's transaction has committed (before the response is
+    sent); never if it rolls back. For what must not see uncommitted rows."""
+    session.info.setdefault(AFTER_COMMIT, []).append(action)
 {%- endif %}
 
 

@@ -1,5 +1,6 @@
 """Redis: one client per process over a bounded connection pool, opened and closed in the
-application's lifespan (`redis_lifespan`), checked by /health/ready.
+application's lifespan (`redis_lifespan`), checked by /health/ready; and `Cache`, a typed
+cache of pydantic models on it.
 
 Every key this service writes starts with REDIS_KEY_PREFIX (`RedisStore.key`), so that
 several services, or several test runs, can share one Redis. Every command waits at most
@@ -10,7 +11,7 @@ back connects again: no restart needed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
@@ -18,6 +19,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -75,6 +77,65 @@ async def redis_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None
         yield
     finally:
         await client.aclose()
+
+
+class Cache[Model: BaseModel]:
+    """Models of one kind, cached as JSON for `ttl_seconds` under
+    `<REDIS_KEY_PREFIX>cache:<namespace>:<id>` (cache-aside: read here, else load and store).
+
+    Reads fail open: with Redis down (each call waits at most REDIS_TIMEOUT_SECONDS) the
+    model is loaded and not stored, and a copy that no longer validates (the model changed
+    between deployments) is a miss. `invalidate` fails closed: it raises, so that a change
+    whose cached copy cannot be dropped is rolled back (503) rather than served stale.
+    """
+
+    def __init__(
+        self, store: RedisStore, namespace: str, model: type[Model], ttl_seconds: int
+    ) -> None:
+        self.store = store
+        self.namespace = namespace
+        self.model = model
+        self.ttl_seconds = ttl_seconds
+
+    def key(self, id_: str) -> str:
+        return self.store.key("cache", self.namespace, id_)
+
+    async def get_or_load(
+        self, id_: str, load: Callable[[], Awaitable[Model | None]]
+    ) -> Model | None:
+        """The cached model, else `load()`'s (stored when not None)."""
+        try:
+            cached = await self.store.client.get(self.key(id_))
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            logger.warning("cache_unavailable", cache=self.namespace, error=type(exc).__name__)
+            return await load()
+        if cached is not None:
+            try:
+                return self.model.model_validate_json(cached)
+            except ValidationError:
+                logger.info("cache_entry_outdated", cache=self.namespace)
+        value = await load()
+        if value is not None:
+            await self._store(id_, value)
+        return value
+
+    async def _store(self, id_: str, value: Model) -> None:
+        try:
+            await self.store.client.set(self.key(id_), value.model_dump_json(), ex=self.ttl_seconds)
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            logger.warning("cache_unavailable", cache=self.namespace, error=type(exc).__name__)
+
+    async def invalidate(self, id_: str) -> None:
+        """Drop the cached copy; raises when Redis does not answer (a 503)."""
+        await self.store.client.unlink(self.key(id_))
+
+    async def invalidate_quietly(self, id_: str) -> None:
+        """Drop the cached copy; a Redis that does not answer is logged: the copy expires
+        within the TTL. For after a commit, when the change can no longer be undone."""
+        try:
+            await self.invalidate(id_)
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            logger.warning("cache_not_invalidated", cache=self.namespace, error=type(exc).__name__)
 
 
 def get_redis(request: Request) -> RedisStore:

@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     redis_pool_size: int = Field(default=10, ge=1)
     # Upper bound for connecting, for one command and for a free connection, in seconds.
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Seconds a cached read (an item) may be served before it is read again.
+    cache_ttl_seconds: int = Field(default=60, ge=1)
 {%- endif %}
 
     @field_validator("cors_origins", mode="before")

@@ -13,10 +13,17 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
+{%- if cookiecutter.redis %}
+from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, LoginLimiter, RedisFailureLimiter
+{%- else %}
 from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMemoryFailureLimiter, LoginLimiter
+{%- endif %}
 from {{ cookiecutter.project_slug }}.auth.tokens import decode_token
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
+{%- if cookiecutter.redis %}
+from {{ cookiecutter.project_slug }}.redis import RedisStore
+{%- endif %}
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX, Settings
 from {{ cookiecutter.project_slug }}.users.models import User
 
@@ -80,9 +87,33 @@ Superuser = Annotated[User, Depends(current_superuser)]
 @asynccontextmanager
 async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     await to_thread.run_sync(dummy_hash)  # made now, off the loop, not by the first login
+{%- if cookiecutter.redis %}
+    store: RedisStore = app.state.redis  # opened by redis_lifespan, listed before this one
+    app.state.login_limiter = login_limiter(settings, store)
+    app.state.registration_limiter = registration_limiter(settings, store)
+{%- else %}
     app.state.login_limiter = login_limiter(settings)
     app.state.registration_limiter = registration_limiter(settings)
+{%- endif %}
     yield
+{%- if cookiecutter.redis %}
+
+
+def login_limiter(settings: Settings, store: RedisStore) -> LoginLimiter:
+    """Counted in Redis: shared by every worker and replica."""
+    window = settings.login_window_seconds
+    return LoginLimiter(
+        per_account_and_address=RedisFailureLimiter(store, settings.login_max_failures, window),
+        per_address=RedisFailureLimiter(store, settings.login_max_failures_per_address, window),
+        per_account=RedisFailureLimiter(store, settings.login_max_failures_per_account, window),
+    )
+
+
+def registration_limiter(settings: Settings, store: RedisStore) -> FailureLimiter:
+    return RedisFailureLimiter(
+        store, settings.registration_max_per_address, settings.registration_window_seconds
+    )
+{%- else %}
 
 
 def login_limiter(settings: Settings) -> LoginLimiter:
@@ -98,6 +129,7 @@ def registration_limiter(settings: Settings) -> FailureLimiter:
     return InMemoryFailureLimiter(
         settings.registration_max_per_address, settings.registration_window_seconds
     )
+{%- endif %}
 {%- else -%}
 """What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`,
 `require_scope_setting`, and the lifespan that creates the token verifier."""

@@ -40,8 +40,8 @@ async def register(
     if not settings.registration_enabled:
         raise ForbiddenError("Registration is closed.")
     key = f"register:{address}"
-    refuse_while_locked(limiter, key)
-    limiter.record_failure(key)  # every attempt counts, not only failed ones
+    await refuse_while_locked(limiter, key)
+    await limiter.record_failure(key)  # every attempt counts, not only failed ones
     return UserRead.model_validate(await users.create_user(session, data.email, data.password))
 
 

@@ -47,13 +47,13 @@ async def authenticate(
     password: str,
     client_address: str,
 ) -> User:
-    limiter.refuse_while_locked(email, client_address)
+    await limiter.refuse_while_locked(email, client_address)
     user = await users.get_by_email(session, email)
     if not await check_password(user, password) or user is None or not user.is_active:
-        limiter.record_failure(email, client_address)
+        await limiter.record_failure(email, client_address)
         logger.info("login_failed", client=client_address)
         raise UnauthorizedError(BAD_CREDENTIALS)
-    limiter.reset(email, client_address)
+    await limiter.reset(email, client_address)
     return user
 
 
@@ -64,11 +64,11 @@ async def confirm_password(
     wrong guesses are limited like logins, per user and client address."""
     per_user = limiter.per_account_and_address
     key = f"password-check:{user.id}:{client_address}"
-    refuse_while_locked(per_user, key)
+    await refuse_while_locked(per_user, key)
     if not await check_password(user, password):
-        per_user.record_failure(key)
+        await per_user.record_failure(key)
         raise ForbiddenError("The current password is incorrect.")
-    per_user.reset(key)
+    await per_user.reset(key)
 
 
 async def issue_tokens(

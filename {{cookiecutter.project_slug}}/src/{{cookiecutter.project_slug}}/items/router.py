@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import uuid
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth != "none" or cookiecutter.redis %}
 from typing import Annotated
 {%- endif %}
 
-from fastapi import APIRouter, {% if cookiecutter.auth != "none" %}Depends, {% endif %}status
+from fastapi import APIRouter, {% if cookiecutter.auth != "none" or cookiecutter.redis %}Depends, {% endif %}{% if cookiecutter.redis %}Request, {% endif %}status
 
 {% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentUser
@@ -19,7 +19,12 @@ from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemPage, 
 {%- if cookiecutter.tasks != "none" %}
 from {{ cookiecutter.project_slug }}.items.tasks import archive_item as archive_item_task
 {%- endif %}
+{%- if cookiecutter.redis %}
+from {{ cookiecutter.project_slug }}.redis import RedisDep
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX, Settings
+{%- else %}
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
+{%- endif %}
 {%- if cookiecutter.tasks != "none" %}
 from {{ cookiecutter.project_slug }}.tasks.broker import enqueue_after_commit
 {%- endif %}
@@ -53,11 +58,23 @@ WRITES = [Depends(require_scope_setting(lambda settings: settings.oidc_items_wri
 
 Caller = Annotated[service.Caller, Depends(caller)]
 {%- endif %}
+{%- if cookiecutter.redis %}
+
+
+def item_cache(request: Request, store: RedisDep) -> service.ItemCache:
+    settings: Settings = request.app.state.settings
+    return service.item_cache(store, settings)
+
+
+ItemCache = Annotated[service.ItemCache, Depends(item_cache)]
+{%- endif %}
 {#- Every endpoint below takes the caller when items have owners. #}
 {%- set caller_param = ", caller: Caller" if cookiecutter.auth != "none" else "" %}
 {%- set caller_arg = "caller, " if cookiecutter.auth != "none" else "" %}
 {%- set reads = ", dependencies=READS" if cookiecutter.auth == "oidc" else "" %}
 {%- set writes = ", dependencies=WRITES" if cookiecutter.auth == "oidc" else "" %}
+{%- set cache_param = ", cache: ItemCache" if cookiecutter.redis else "" %}
+{%- set cache_arg = "cache, " if cookiecutter.redis else "" %}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409){{ writes }})
@@ -84,19 +101,29 @@ async def list_items(
 
 
 @router.get("/{item_id}", responses=problems(404){{ reads }})
-async def get_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> ItemRead:
+{%- if cookiecutter.redis and cookiecutter.auth != "none" %}
+async def get_item(
+    item_id: uuid.UUID, session: SessionDep, cache: ItemCache, caller: Caller
+) -> ItemRead:
+{%- else %}
+async def get_item(item_id: uuid.UUID, session: SessionDep{{ cache_param }}{{ caller_param }}) -> ItemRead:
+{%- endif %}
+{%- if cookiecutter.redis %}
+    return await service.read_item(session, cache, {{ caller_arg }}item_id)
+{%- else %}
     return ItemRead.model_validate(await service.get_item(session, {{ caller_arg }}item_id))
+{%- endif %}
 
 
 @router.patch("/{item_id}", responses=problems(404, 409){{ writes }})
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth != "none" or cookiecutter.redis %}
 async def update_item(
-    item_id: uuid.UUID, data: ItemUpdate, session: SessionDep, caller: Caller
+    item_id: uuid.UUID, data: ItemUpdate, session: SessionDep{{ cache_param }}{{ caller_param }}
 ) -> ItemRead:
 {%- else %}
 async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep) -> ItemRead:
 {%- endif %}
-    item = await service.update_item(session, {{ caller_arg }}item_id, data)
+    item = await service.update_item(session, {{ cache_arg }}{{ caller_arg }}item_id, data)
     return ItemRead.model_validate(item)
 
 
@@ -111,8 +138,14 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep)
 {%- else %}
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 409))
 {%- endif %}
-async def delete_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> None:
-    await service.delete_item(session, {{ caller_arg }}item_id)
+{%- if cookiecutter.redis and cookiecutter.auth != "none" %}
+async def delete_item(
+    item_id: uuid.UUID, session: SessionDep, cache: ItemCache, caller: Caller
+) -> None:
+{%- else %}
+async def delete_item(item_id: uuid.UUID, session: SessionDep{{ cache_param }}{{ caller_param }}) -> None:
+{%- endif %}
+    await service.delete_item(session, {{ cache_arg }}{{ caller_arg }}item_id)
 {%- if cookiecutter.tasks != "none" %}
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from {{ cookiecutter.project_slug }}.items.models import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH
+from {{ cookiecutter.project_slug }}.items.models import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH{% if cookiecutter.redis and cookiecutter.auth != "none" %}, OwnerId{% endif %}
 
 # Printable text only: control characters (NUL above all) are refused by PostgreSQL or
 # corrupt logs and terminals, so they are a 422 here rather than a 500 later. The examples
@@ -56,6 +56,14 @@ class ItemRead(BaseModel):
     updated_at: datetime
 {%- if cookiecutter.tasks != "none" %}
     archived_at: datetime | None
+{%- endif %}
+{%- if cookiecutter.redis and cookiecutter.auth != "none" %}
+
+
+class CachedItem(ItemRead):
+    """What the item cache holds: the item, and its owner (to check who may see it)."""
+
+    owner_id: OwnerId
 {%- endif %}
 
 

@@ -1,4 +1,8 @@
-"""Item use cases. Endpoints stay thin; the session is committed by `SessionDep`."""
+"""Item use cases. Endpoints stay thin; the session is committed by `SessionDep`.{% if cookiecutter.redis %}
+
+Single items are read through a cache in Redis (`read_item`); a change drops the cached
+copy before the commit (Redis down: 503, nothing changes) and again after it (a read in
+between may have cached the old row).{% endif %}"""
 
 from __future__ import annotations
 
@@ -10,10 +14,23 @@ from dataclasses import dataclass
 from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}select{% if cookiecutter.tasks != "none" %}, update{% endif %}
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.db import fetch_page, flush_or_conflict{% if cookiecutter.tasks != "none" %}, utcnow{% endif %}
+from {{ cookiecutter.project_slug }}.db import {% if cookiecutter.redis %}after_commit, {% endif %}fetch_page, flush_or_conflict{% if cookiecutter.tasks != "none" %}, utcnow{% endif %}
 from {{ cookiecutter.project_slug }}.errors import NotFoundError
 from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
+{%- if cookiecutter.redis %}
+from {{ cookiecutter.project_slug }}.items.schemas import {% if cookiecutter.auth != "none" %}CachedItem, {% endif %}ItemCreate, ItemRead, ItemUpdate
+from {{ cookiecutter.project_slug }}.redis import Cache, RedisStore
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+ItemCache = Cache[{{ "CachedItem" if cookiecutter.auth != "none" else "ItemRead" }}]
+
+
+def item_cache(store: RedisStore, settings: Settings) -> ItemCache:
+    model = {{ "CachedItem" if cookiecutter.auth != "none" else "ItemRead" }}
+    return ItemCache(store, "items", model, settings.cache_ttl_seconds)
+{%- else %}
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
+{%- endif %}
 {%- if cookiecutter.auth != "none" %}
 
 
@@ -34,6 +51,8 @@ def _name_taken(name: str) -> str:
     return f"An item named {name!r} already exists."
 {%- set caller_param = "caller: Caller, " if cookiecutter.auth != "none" else "" %}
 {%- set caller_arg = "caller, " if cookiecutter.auth != "none" else "" %}
+{%- set cache_param = "cache: ItemCache, " if cookiecutter.redis else "" %}
+{%- set cache_arg = "cache, " if cookiecutter.redis else "" %}
 
 
 async def create_item(session: AsyncSession, {{ caller_param }}data: ItemCreate) -> Item:
@@ -73,11 +92,52 @@ async def get_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUID) 
     if item is None:
         raise NotFoundError(f"Item {item_id} does not exist.")
     return item
+{%- if cookiecutter.redis %}
+{%- if cookiecutter.auth != "none" %}
 
 
-{% if cookiecutter.auth != "none" -%}
+async def read_item(
+    session: AsyncSession, cache: ItemCache, caller: Caller, item_id: uuid.UUID
+) -> ItemRead:
+{%- else %}
+
+
+async def read_item(session: AsyncSession, cache: ItemCache, item_id: uuid.UUID) -> ItemRead:
+{%- endif %}
+    """`get_item` through the cache."""
+{%- if cookiecutter.auth != "none" %}
+
+    async def load() -> CachedItem | None:
+        item = await session.get(Item, item_id)
+        return None if item is None else CachedItem.model_validate(item)
+
+    cached = await cache.get_or_load(str(item_id), load)
+    # Someone else's item is "not found" too, cached or not.
+    if cached is None or not (caller.sees_all or cached.owner_id == caller.owner_id):
+        raise NotFoundError(f"Item {item_id} does not exist.")
+    return ItemRead.model_validate(cached.model_dump(exclude={"owner_id"}))
+{%- else %}
+
+    async def load() -> ItemRead | None:
+        item = await session.get(Item, item_id)
+        return None if item is None else ItemRead.model_validate(item)
+
+    cached = await cache.get_or_load(str(item_id), load)
+    if cached is None:
+        raise NotFoundError(f"Item {item_id} does not exist.")
+    return cached
+{%- endif %}
+
+
+async def _forget(session: AsyncSession, cache: ItemCache, item_id: uuid.UUID) -> None:
+    await cache.invalidate(str(item_id))
+    after_commit(session, lambda: cache.invalidate_quietly(str(item_id)))
+{%- endif %}
+
+
+{% if cookiecutter.auth != "none" or cookiecutter.redis -%}
 async def update_item(
-    session: AsyncSession, caller: Caller, item_id: uuid.UUID, data: ItemUpdate
+    session: AsyncSession, {{ cache_param }}{{ caller_param }}item_id: uuid.UUID, data: ItemUpdate
 ) -> Item:
 {%- else -%}
 async def update_item(session: AsyncSession, item_id: uuid.UUID, data: ItemUpdate) -> Item:
@@ -89,18 +149,30 @@ async def update_item(session: AsyncSession, item_id: uuid.UUID, data: ItemUpdat
     if changes:
         await flush_or_conflict(session, _name_taken(item.name))
         await session.refresh(item)
+{%- if cookiecutter.redis %}
+        await _forget(session, cache, item_id)
+{%- endif %}
     return item
 
 
-async def delete_item(session: AsyncSession, {{ caller_param }}item_id: uuid.UUID) -> None:
+{% if cookiecutter.redis and cookiecutter.auth != "none" -%}
+async def delete_item(
+    session: AsyncSession, cache: ItemCache, caller: Caller, item_id: uuid.UUID
+) -> None:
+{%- else -%}
+async def delete_item(session: AsyncSession, {{ cache_param }}{{ caller_param }}item_id: uuid.UUID) -> None:
+{%- endif %}
     item = await get_item(session, {{ caller_arg }}item_id)
     await session.delete(item)
     # A table of yours that refers to items makes this a 409 while references remain.
     await flush_or_conflict(session, f"Item {item_id} is still referenced by other data.")
+{%- if cookiecutter.redis %}
+    await _forget(session, cache, item_id)
+{%- endif %}
 {%- if cookiecutter.tasks != "none" %}
 
 
-async def archive_item(session: AsyncSession, item_id: uuid.UUID) -> bool:
+async def archive_item(session: AsyncSession, cache: ItemCache, item_id: uuid.UUID) -> bool:
     """Mark the item archived, unless it is already (or gone): True when this call did.
     One conditional statement, so two runs at once still archive it once."""
     archived = await session.execute(
@@ -109,5 +181,8 @@ async def archive_item(session: AsyncSession, item_id: uuid.UUID) -> bool:
         .values(archived_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return bool(archived.rowcount)  # type: ignore[attr-defined]
+    if not archived.rowcount:  # type: ignore[attr-defined]
+        return False
+    await _forget(session, cache, item_id)
+    return True
 {%- endif %}

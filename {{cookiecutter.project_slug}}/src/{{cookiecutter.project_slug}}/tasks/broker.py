@@ -12,7 +12,7 @@ another worker. So a task can run twice: write it so that a second run changes n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -28,7 +28,7 @@ from taskiq.middlewares import SmartRetryMiddleware
 from taskiq_redis import RedisStreamBroker
 
 {% if cookiecutter.database != "none" -%}
-from {{ cookiecutter.project_slug }}.db import AFTER_COMMIT
+from {{ cookiecutter.project_slug }}.db import AFTER_COMMIT, after_commit
 {% endif -%}
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.tasks.middleware import TaskContextMiddleware
@@ -153,10 +153,14 @@ def task_app(context: Context) -> FastAPI:
 
 @asynccontextmanager
 async def task_session(context: Context) -> AsyncIterator[AsyncSession]:
-    """A session on the worker's engine, committed when the block ends without an error."""
+    """A session on the worker's engine, committed when the block ends without an error;
+    then what was registered with `after_commit` runs, as after a request."""
     sessionmaker: async_sessionmaker[AsyncSession] = task_app(context).state.sessionmaker
-    async with sessionmaker() as session, session.begin():
-        yield session
+    async with sessionmaker() as session:
+        async with session.begin():
+            yield session
+        for action in session.info.pop(AFTER_COMMIT, []):
+            await action()
 
 
 def enqueue_after_commit[**P](
@@ -165,8 +169,11 @@ def enqueue_after_commit[**P](
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> None:
-    """Send `task` once the request's transaction has committed (see db.py), never before:
-    a task sent earlier could run before its rows exist, or for rows rolled back."""
-    pending: list[Callable[[], Awaitable[object]]] = session.info.setdefault(AFTER_COMMIT, [])
-    pending.append(lambda: task.kiq(*args, **kwargs))
+    """Send `task` once the request's transaction has committed, never before: a task sent
+    earlier could run before its rows exist, or for rows that are then rolled back."""
+
+    async def send() -> None:
+        await task.kiq(*args, **kwargs)
+
+    after_commit(session, send)
 {%- endif %}
