@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 {%- endif %}
-from taskiq import AckableMessage, AsyncTaskiqDecoratedTask, Context, TaskiqMessage
+from taskiq import AckableMessage, {% if cookiecutter.database != "none" %}AsyncTaskiqDecoratedTask, {% endif %}Context, TaskiqMessage
 from taskiq.brokers.shared_broker import async_shared_broker
 from taskiq.kicker import AsyncKicker
 from taskiq.middlewares import SmartRetryMiddleware

@@ -46,7 +46,7 @@ from {{ cookiecutter.project_slug }}.tasks.broker import StreamBroker
 from {{ cookiecutter.project_slug }}.tasks.middleware import TaskMetricsMiddleware
 {%- endif %}
 
-TASK_MODULES = ({% if cookiecutter.auth == "jwt" %}auth_tasks, {% endif %}{% if cookiecutter.database != "none" %}items_tasks, {% endif %}maintenance)
+TASK_MODULES = ({% if cookiecutter.auth == "jwt" %}auth_tasks, {% endif %}{% if cookiecutter.database != "none" %}items_tasks, {% endif %}maintenance{% if cookiecutter.database == "none" %},{% endif %})
 # Touched every HEARTBEAT_SECONDS while the worker's event loop runs: the liveness probe
 # (deploy/k8s/worker.yaml) restarts a worker whose loop stopped turning.
 HEARTBEAT_FILE = Path(tempfile.gettempdir()) / "{{ cookiecutter.project_slug }}-worker.alive"
