@@ -135,6 +135,9 @@ async def test_the_worker_and_scheduler_run_and_stop_cleanly(
         await trim_task_stream.kiq()
         await trim_task_stream.kiq()
         await eventually(lambda: len(worker.lines("task_succeeded")) == 2, "two runs")
+        # The first run keeps itself and the second; the second drops the first, done with.
+        assert [line["removed"] for line in worker.lines("task_stream_trimmed")] == [0, 1]
+        assert await stream_length(settings) == 1
 {%- if cookiecutter.auth == "jwt" %}
         live_token = await add_refresh_tokens(settings)  # and an expired one, a revoked one
         await purge_refresh_tokens.kiq()
@@ -147,9 +150,6 @@ async def test_the_worker_and_scheduler_run_and_stop_cleanly(
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
 {%- endif %}
-    # The first run keeps itself and the second; the second drops the first, done with.
-    assert [line["removed"] for line in worker.lines("task_stream_trimmed")] == [0, 1]
-    assert await stream_length(settings) == 1
     assert worker.lines("stopping", signal="SIGTERM")
     assert worker.lines("worker_stopped")
     assert scheduler.lines("scheduler_stopped")

@@ -154,7 +154,10 @@ async def delete_item(item_id: uuid.UUID, session: SessionDep{{ cache_param }}{{
 @router.post(
     "/{item_id}/archive",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(404){{ writes }},
+    responses=problems(404),
+{%- if cookiecutter.auth == "oidc" %}
+    dependencies=WRITES,
+{%- endif %}
 )
 async def archive_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> ItemRead:
     item = await service.get_item(session, {{ caller_arg }}item_id)
