@@ -155,9 +155,10 @@ async def test_the_worker_and_scheduler_run_and_stop_cleanly(
     assert scheduler.lines("scheduler_stopped")
 {%- if cookiecutter.metrics %}
     task = "{{ cookiecutter.project_slug }}.tasks.maintenance:trim_task_stream"
-    assert f'tasks_started_total{{ '{{' }}task="{task}"{{ '}}' }} 2.0' in metrics
-    assert f'tasks_finished_total{{ '{{' }}outcome="succeeded",task="{task}"{{ '}}' }} 2.0' in metrics
-    assert f'task_duration_seconds_count{{ '{{' }}task="{task}"{{ '}}' }} 2.0' in metrics
+    labels = f'task="{task}"'
+    assert "tasks_started_total{" + labels + "} 2.0" in metrics
+    assert 'tasks_finished_total{outcome="succeeded",' + labels + "} 2.0" in metrics
+    assert "task_duration_seconds_count{" + labels + "} 2.0" in metrics
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 
