@@ -204,6 +204,8 @@ def next_steps(context: dict[str, Any]) -> str:
         "uv run pre-commit install",
         "make dev                # http://127.0.0.1:8000/docs",
     ]
+    if context["tasks"] != "none":
+        steps.append("make worker             # and `make scheduler`: background tasks")
     return "\n".join(f"  {step}" for step in steps)
 
 
