@@ -44,7 +44,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         when={"database": ("postgresql",)},
-        paths=("tests/test_database_outage.py",),
+        paths=("tests/test_database_outage.py", "tests/tcp_proxy.py"),
     ),
     Feature(
         when={"auth": ("jwt", "oidc")},
@@ -93,7 +93,12 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         when={"redis": (True,)},
-        paths=("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
+        paths=(
+            "src/{slug}/redis.py",
+            "tests/redis_support.py",
+            "tests/tcp_proxy.py",
+            "tests/test_redis.py",
+        ),
     ),
     Feature(
         when={"tasks": ("taskiq",)},
@@ -194,6 +199,8 @@ def next_steps(context: dict[str, Any]) -> str:
         steps.append("make db                 # create that database (once, on a local server)")
     if context["database"] != "none":
         steps.append("make migrate            # create the database schema")
+    if context["redis"]:
+        steps.append("# REDIS_URL in .env names the Redis server (start one: see README, Test)")
     if context["auth"] == "jwt":
         steps.append(f"uv run {slug} create-superuser --email you@example.com")
     if context["auth"] == "oidc":

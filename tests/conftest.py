@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from tests.variants import Variant
 
 # The local PostgreSQL server (trust auth) that PostgreSQL variants run against.
 POSTGRES_SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+# The local Redis that redis=true variants run against (REDIS_URL in our environment wins).
+REDIS_SERVER_URL = "redis://127.0.0.1:6379/0"
 IGNORED_PARTS = {".venv", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 PYTHON_VERSIONS: tuple[str, ...] = tuple(COOKIECUTTER_JSON["python_version"])
 # Each baked project's interpreter, by version: found once per process (pytest_configure).
@@ -137,6 +140,11 @@ def tool_env(project: Path | None = None, /, **extra: str) -> dict[str, str]:
     if os.path.isabs(uv := uv_binary()):
         env["PATH"] = os.pathsep.join([os.path.dirname(uv), env.get("PATH", "")])
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    # Every command (a server, a test suite) gets keys of its own on the shared Redis, so
+    # that variants running in parallel never share a login count or a cached row. Every
+    # key a service writes expires (limits after their window, cached rows after the TTL).
+    env.setdefault("REDIS_URL", REDIS_SERVER_URL)
+    env["REDIS_KEY_PREFIX"] = f"harness-{uuid.uuid4().hex[:12]}:"
     pin = project / ".python-version" if project else None
     if pin and pin.is_file():
         env["UV_PYTHON"] = INTERPRETERS[pin.read_text(encoding="utf-8").strip()]

@@ -147,6 +147,7 @@ FEATURE_MODULES = {
     "metrics": ("src/{slug}/metrics.py", "tests/test_metrics.py"),
     "tracing": ("src/{slug}/tracing.py", "tests/test_tracing.py"),
     "sentry": ("src/{slug}/sentry.py", "tests/test_sentry.py"),
+    "redis": ("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
 }
 TASK_PATHS = (
     "src/{slug}/tasks/worker.py",
@@ -979,6 +980,14 @@ def test_github_actions(bake: Callable[[Variant], Baked], variant: Variant) -> N
         assert test_job["env"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
     else:
         assert postgres == []
+    redis = [
+        service
+        for service in test_job.get("services", {}).values()
+        if str(service.get("image", "")).startswith("redis:")
+    ]
+    assert bool(redis) == variant.context["redis"], redis
+    if variant.context["redis"]:
+        assert test_job["env"]["REDIS_URL"].startswith("redis://")
 
 
 @pytest.mark.parametrize("variant", WITH_GITLAB)
@@ -1010,6 +1019,10 @@ def test_gitlab_ci(bake: Callable[[Variant], Baked], variant: Variant) -> None:
         assert test_job["variables"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
     else:
         assert postgres == []
+    redis = [service for service in services if service.startswith("redis:")]
+    assert bool(redis) == variant.context["redis"], redis
+    if variant.context["redis"]:
+        assert test_job["variables"]["REDIS_URL"].startswith("redis://redis:")
 
 
 @pytest.mark.parametrize("variant", WITH_KUBERNETES)

@@ -20,7 +20,12 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 SERVER_HINT = (
     "The tests need the Redis server named by REDIS_URL, e.g.\n"
     "  REDIS_URL=redis://127.0.0.1:6379/0\n"
-    "Start one with `docker compose up -d redis`, or point REDIS_URL at an existing server."
+{%- if cookiecutter.docker %}
+    "Start one with `docker compose up -d redis` (then REDIS_URL=redis://:redis@127.0.0.1:6379/0),\n"
+    "or point REDIS_URL at an existing server."
+{%- else %}
+    "Point REDIS_URL at a running server."
+{%- endif %}
 )
 
 
@@ -29,7 +34,9 @@ KEY_PREFIX = f"test-{{ cookiecutter.project_slug }}-{uuid.uuid4().hex[:12]}:"
 
 
 def redis_url() -> str:
-    return os.environ.get("REDIS_URL") or Settings(_env_file=None).redis_url.get_secret_value()
+    """REDIS_URL from the environment, else `.env`, else the default."""
+    url = os.environ.get("REDIS_URL") or Settings(environment="test").redis_url
+    return url if isinstance(url, str) else url.get_secret_value()
 
 
 async def delete_prefixed(url: str, prefix: str) -> int:
