@@ -67,6 +67,23 @@ def slug_problem(slug: str) -> str | None:
     return None
 
 
+# Answers written inside quoted strings of the generated files (Python, TOML) and into
+# Markdown: a double quote or a backslash would end or change the string, a line break
+# would split it.
+FREE_TEXT_FIELDS = ("project_name", "description", "author_name")
+UNQUOTABLE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def free_text_problem(value: str) -> str | None:
+    """What is wrong with a free-text answer (None when it is fine)."""
+    if found := UNQUOTABLE.search(value):
+        return (
+            f"{value!r} contains {found.group()!r}, which the generated files cannot quote. "
+            "Leave out double quotes, backslashes and line breaks (apostrophes are fine)."
+        )
+    return None
+
+
 def validate(context: dict[str, Any]) -> list[str]:
     """Return one `<field>: <problem>. <fix>` message per bad answer (empty when all is well)."""
     errors: list[str] = []
@@ -91,6 +108,10 @@ def validate(context: dict[str, Any]) -> list[str]:
 
     if context.get("tasks", "none") != "none" and not context.get("redis"):
         errors.append("tasks: the task queue needs Redis. Choose redis=true.")
+
+    for field in FREE_TEXT_FIELDS:
+        if problem := free_text_problem(str(context.get(field, ""))):
+            errors.append(f"{field}: {problem}")
 
     email = str(context.get("author_email", ""))
     if not EMAIL_PATTERN.match(email):

@@ -5,8 +5,10 @@ Run through the real command line, as a user would.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,9 @@ def generate(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
         (["author_email=nope"], "author_email"),
         (["kubernetes=true", "docker=false"], "kubernetes"),
         (["tasks=taskiq", "redis=false"], "tasks"),
+        (['project_name=The "Best" API', "project_slug=best_api"], "project_name"),
+        (["description=C:\\services"], "description"),
+        (["author_name=Ada\nLovelace"], "author_name"),
     ],
 )
 def test_the_hook_stops_with_an_error_line_and_leaves_nothing(
@@ -90,3 +95,20 @@ def test_an_answer_outside_the_choices_is_refused_before_anything_is_written(
     assert result.returncode != 0
     assert says in result.stderr.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_apostrophes_and_accents_bake_into_files_that_parse(tmp_path: Path) -> None:
+    """The characters the hook lets through land inside Python and TOML strings intact."""
+    name, description = "Bob's Café API", "It's fast & <safe>: 100% typed"
+    result = generate(
+        tmp_path, f"project_name={name}", f"description={description}", "author_name=O'Brien"
+    )
+    assert result.returncode == 0, result.stderr
+    (project,) = tmp_path.iterdir()
+    package = project / "src" / project.name
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["description"] == description
+    assert pyproject["project"]["authors"][0]["name"] == "O'Brien"
+    module = ast.parse((package / "main.py").read_text(encoding="utf-8"))
+    strings = {node.value for node in ast.walk(module) if isinstance(node, ast.Constant)}
+    assert {name, description} <= strings

@@ -791,7 +791,13 @@ def exercise(
 def assert_private_in_production(client: httpx.Client, info: httpx.Response) -> None:
     """What a production process tells strangers: no docs or schema, no environment; and
     the headers that keep browsers on HTTPS and caches away from tokens and user data."""
-    for path in ("/docs", "/redoc", "/docs/oauth2-redirect", "/openapi.json"):
+    for path in (
+        "/docs",
+        "/redoc",
+        "/docs/oauth2-redirect",
+        "/openapi.json",
+        "/docs/assets/favicon.png",
+    ):
         hidden = client.get(path)
         assert hidden.status_code == 404, path
         assert hidden.headers["content-type"] == "application/problem+json"

@@ -18,6 +18,7 @@ from {{ cookiecutter.project_slug }}.auth.router import router as auth_router
 {%- if cookiecutter.database != "none" %}
 from {{ cookiecutter.project_slug }}.db import database_lifespan, install_database_error_handlers
 {%- endif %}
+from {{ cookiecutter.project_slug }}.docs import OPENAPI_PATH, install_docs
 from {{ cookiecutter.project_slug }}.errors import document_problem_responses, install_error_handlers
 from {{ cookiecutter.project_slug }}.health import LIVE_PATH, READY_PATH
 from {{ cookiecutter.project_slug }}.health import router as health_router
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
 
     # Off (404) in production unless DOCS_ENABLED says otherwise: the schema maps the attack
-    # surface for strangers.
+    # surface for strangers. FastAPI's own pages load a CDN: install_docs serves them locally.
     docs = settings.resolved_docs_enabled
     app = FastAPI(
         title="{{ cookiecutter.project_name }}",
@@ -105,15 +106,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=version("{{ cookiecutter.project_slug | replace('_', '-') }}"),
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=OPENAPI_PATH if docs else None,
         # No redirect from `/path/` to `/path`: Starlette builds its Location from the
         # request's Host header, which a client (or a cache in front) controls.
         redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.readiness_checks = {}
+    if docs:
+        install_docs(app)
 
     install_error_handlers(app)
 {%- if cookiecutter.database != "none" %}

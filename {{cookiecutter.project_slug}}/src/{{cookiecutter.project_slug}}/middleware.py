@@ -167,14 +167,8 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detai
     await response(scope, receive, send)
 
 
-# Swagger UI and ReDoc load their scripts and styles from a CDN, so they get a looser policy.
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# Nothing may load or run; a page that needs more (the docs) sets its own policy.
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
-)
 
 
 class SecurityHeadersMiddleware:
@@ -194,7 +188,6 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"] in DOCS_PATHS else STRICT_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -202,7 +195,7 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-                headers.setdefault("Content-Security-Policy", csp)
+                headers.setdefault("Content-Security-Policy", STRICT_CSP)
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
                     headers["Pragma"] = "no-cache"
