@@ -8,13 +8,14 @@ line the task logs and never leaks into another run.
 from __future__ import annotations
 
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar{% if cookiecutter.tracing %}, Token{% endif %}
 from typing import Any
 
 import structlog
 {%- if cookiecutter.tracing %}
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context as TraceContext
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.trace import TracerProvider
 {%- endif %}
@@ -29,7 +30,7 @@ RETRIES_LABEL = "_retries"  # set by taskiq's retry middleware on each retry
 logger = structlog.stdlib.get_logger("tasks")
 _started_at: ContextVar[float] = ContextVar("task_started_at")
 {%- if cookiecutter.tracing %}
-_span: ContextVar[tuple[trace.Span, object]] = ContextVar("task_span")
+_span: ContextVar[tuple[trace.Span, Token[TraceContext]]] = ContextVar("task_span")
 {%- endif %}
 
 
@@ -48,16 +49,10 @@ class TaskContextMiddleware(TaskiqMiddleware):
         return message
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
-        structlog.contextvars.bind_contextvars(
-            task=message.task_name,
-            task_id=message.task_id,
-            attempt=attempt(message),
-            **{
-                key: message.labels[key]
-                for key in (REQUEST_ID_LABEL,)
-                if message.labels.get(key) is not None
-            },
-        )
+        bound = {"task": message.task_name, "task_id": message.task_id, "attempt": attempt(message)}
+        if (request_id := message.labels.get(REQUEST_ID_LABEL)) is not None:
+            bound["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(**bound)
 {%- if cookiecutter.tracing %}
         provider: TracerProvider = self.broker.state.app.state.tracer_provider
         span = provider.get_tracer(__name__).start_span(
@@ -85,7 +80,7 @@ class TaskContextMiddleware(TaskiqMiddleware):
             span.record_exception(result.error)
             span.set_status(trace.StatusCode.ERROR, type(result.error).__name__)
         span.end()
-        otel_context.detach(token)  # type: ignore[arg-type]
+        otel_context.detach(token)
 {%- endif %}
 {%- if cookiecutter.metrics %}
 

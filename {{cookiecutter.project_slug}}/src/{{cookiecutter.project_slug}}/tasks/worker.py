@@ -91,30 +91,32 @@ async def work(settings: Settings) -> None:
         registry = CollectorRegistry()
         broker.add_middlewares(TaskMetricsMiddleware(registry))
 {%- endif %}
-        receiver = Receiver(
-            broker,
-            executor=ThreadPoolExecutor(max_workers=1),  # for sync tasks; ours are async
-            max_async_tasks=settings.worker_concurrency,
-            wait_tasks_timeout=settings.graceful_shutdown_timeout,
-        )
-        heartbeat = asyncio.create_task(_heartbeat())
-        logger.info(
-            "worker_started",
-            tasks=sorted(broker.get_all_tasks()),
-            concurrency=settings.worker_concurrency,
-        )
-        try:
+        # Runs sync tasks, if you write any; async ones run on the event loop.
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            receiver = Receiver(
+                broker,
+                executor=executor,
+                max_async_tasks=settings.worker_concurrency,
+                wait_tasks_timeout=settings.graceful_shutdown_timeout,
+            )
+            heartbeat = asyncio.create_task(_heartbeat())
+            logger.info(
+                "worker_started",
+                tasks=sorted(broker.get_all_tasks()),
+                concurrency=settings.worker_concurrency,
+            )
+            try:
 {%- if cookiecutter.metrics %}
-            with serve_registry(
-                settings.host, settings.worker_metrics_port, registry, "WORKER_METRICS_PORT"
-            ):
-                await receiver.listen(stop)
+                with serve_registry(
+                    settings.host, settings.worker_metrics_port, registry, "WORKER_METRICS_PORT"
+                ):
+                    await receiver.listen(stop)
 {%- else %}
-            await receiver.listen(stop)
+                await receiver.listen(stop)
 {%- endif %}
-        finally:
-            heartbeat.cancel()
-            HEARTBEAT_FILE.unlink(missing_ok=True)
+            finally:
+                heartbeat.cancel()
+                HEARTBEAT_FILE.unlink(missing_ok=True)
         logger.info("worker_stopped")
 
 
