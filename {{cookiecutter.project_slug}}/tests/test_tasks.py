@@ -153,6 +153,13 @@ async def test_the_worker_and_scheduler_run_and_stop_cleanly(
     assert worker.lines("stopping", signal="SIGTERM")
     assert worker.lines("worker_stopped")
     assert scheduler.lines("scheduler_stopped")
+    [started] = scheduler.lines("scheduler_started")
+    assert started["schedules"] == [
+{%- if cookiecutter.auth == "jwt" %}
+        "{{ cookiecutter.project_slug }}.auth.tasks:purge_refresh_tokens 17 * * * *",
+{%- endif %}
+        "{{ cookiecutter.project_slug }}.tasks.maintenance:trim_task_stream */10 * * * *",
+    ]
 {%- if cookiecutter.metrics %}
     task = "{{ cookiecutter.project_slug }}.tasks.maintenance:trim_task_stream"
     labels = f'task="{task}"'

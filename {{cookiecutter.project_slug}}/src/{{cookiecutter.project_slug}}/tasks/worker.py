@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 {%- endif %}
 from taskiq.api.scheduler import run_scheduler_task
+from taskiq.brokers.shared_broker import async_shared_broker
 from taskiq.receiver import Receiver
 from taskiq.schedule_sources import LabelScheduleSource
 from taskiq.scheduler.scheduler import TaskiqScheduler
@@ -123,10 +124,14 @@ async def work(settings: Settings) -> None:
 async def schedule(settings: Settings) -> None:
     stop = _stop_on_signals()
     async with feature_lifespans(settings) as app:
-        broker: StreamBroker = app.state.broker
-        scheduler = TaskiqScheduler(broker, sources=[LabelScheduleSource(broker)])
+        # The schedules are labels of the shared tasks (the source skips tasks of any other
+        # broker); what is due is sent through the broker the lifespan built.
+        source = LabelScheduleSource(async_shared_broker)
+        scheduler = TaskiqScheduler(app.state.broker, sources=[source])
+        await source.startup()
+        schedules = sorted(f"{task.task_name} {task.cron}" for task in await source.get_schedules())
         running = asyncio.create_task(run_scheduler_task(scheduler))
-        logger.info("scheduler_started")
+        logger.info("scheduler_started", schedules=schedules)
         await stop.wait()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
