@@ -59,8 +59,13 @@ FEATURES: tuple[Feature, ...] = (
             "src/{slug}/auth/service.py",
             "src/{slug}/auth/tokens.py",
             "src/{slug}/users",
+            "src/{slug}/accounts",
+            "src/{slug}/mail",
+            "migrations/versions/20260102_0002_account_mail.py",
             "tests/test_auth_jwt.py",
             "tests/test_users.py",
+            "tests/test_mail.py",
+            "tests/mail_support.py",
         ),
     ),
     Feature(

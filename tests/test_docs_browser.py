@@ -12,7 +12,6 @@ One browser per xdist worker, one server per variant for every check.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,7 +25,7 @@ from playwright.sync_api import Browser, Locator, Page, sync_playwright
 from tests import oidc_provider
 from tests.conftest import Baked, run
 from tests.oidc_provider import running_provider
-from tests.test_variants import ALL, fresh_database, production_server
+from tests.test_variants import ALL, fresh_database, production_env, production_server
 from tests.variants import Variant
 
 # Debian's package (.ci/run installs it); Playwright's own browser download is not used.
@@ -130,11 +129,7 @@ def docs_env(
     """Production settings with the docs on and what the variant needs to start; and an
     access token where an identity provider issues them."""
     context = variant.context
-    env = {
-        "ENVIRONMENT": "production",
-        "DOCS_ENABLED": "true",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-    }
+    env = production_env() | {"DOCS_ENABLED": "true"}
     if context["database"] != "none":
         env["DATABASE_URL"] = stack.enter_context(fresh_database(variant, tmp_path))
     if context["auth"] == "jwt":  # its users need tables; the docs themselves read no data

@@ -58,8 +58,9 @@ def test_every_question_has_a_human_label() -> None:
             assert set(prompts[key]) == {"__prompt__", *OPTIONS[key]}, key
 
 
-def test_hooks_and_tests_are_lint_clean() -> None:
-    for command in (["check", "hooks", "tests"], ["format", "--check", "hooks", "tests"]):
+def test_hooks_tests_and_bench_are_lint_clean() -> None:
+    paths = ["hooks", "tests", "bench"]
+    for command in (["check", *paths], ["format", "--check", *paths]):
         result = subprocess.run(
             [sys.executable, "-m", "ruff", *command],
             cwd=TEMPLATE_DIR,
@@ -68,3 +69,17 @@ def test_hooks_and_tests_are_lint_clean() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_benchmark_documents_its_command_and_options() -> None:
+    """The README's benchmark command starts (a real run takes minutes: not a test)."""
+    assert "uv run python bench/run.py" in readme_section("Benchmark")
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--help"],
+        cwd=TEMPLATE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--rounds" in result.stdout

@@ -52,6 +52,21 @@ DOWNLOADERS = re.compile(r"\b(curl|wget)\b")
 # The app's health routes, as the harness calls them on the real server.
 LIVE_PATH = "/health/live"
 READY_PATH = "/health/ready"
+# What a production process needs besides SECRET_KEY with auth=jwt (ignored by the other
+# variants): a mail server, where nothing listens here (mail fails fast and is logged), and
+# https links.
+PRODUCTION_MAIL = {
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": "9",
+    "SMTP_TLS": "none",
+    "PUBLIC_BASE_URL": "https://app.example.test",
+}
+
+
+def production_env() -> dict[str, str]:
+    return {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48), **PRODUCTION_MAIL}
+
+
 TEXT_SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".json", ".md", ".ini", ".cfg", ".txt", ".mako"}
 
 
@@ -126,8 +141,13 @@ JWT_PATHS = (
     "src/{slug}/auth/service.py",
     "src/{slug}/auth/tokens.py",
     "src/{slug}/users/router.py",
+    "src/{slug}/accounts/router.py",
+    "src/{slug}/mail/outbox.py",
+    "src/{slug}/mail/templates/password_reset.html.jinja",
+    "migrations/versions/20260102_0002_account_mail.py",
     "tests/test_auth_jwt.py",
     "tests/test_users.py",
+    "tests/test_mail.py",
 )
 OIDC_PATHS = ("src/{slug}/auth/oidc.py", "tests/test_auth_oidc.py")
 AUTH_PATHS = ("src/{slug}/auth/dependencies.py", "tests/auth_support.py")
@@ -165,10 +185,21 @@ EXPECTED_PATHS: dict[Condition, tuple[tuple[str, ...], tuple[str, ...]]] = {
     (("database", "none"),): ((), (*DB_PATHS, "migrations", "src/{slug}/items")),
     (("auth", "none"),): (
         (),
-        ("src/{slug}/auth", "src/{slug}/users", *JWT_PATHS, *OIDC_PATHS, "tests/auth_support.py"),
+        (
+            "src/{slug}/auth",
+            "src/{slug}/users",
+            "src/{slug}/accounts",
+            "src/{slug}/mail",
+            *JWT_PATHS,
+            *OIDC_PATHS,
+            "tests/auth_support.py",
+        ),
     ),
     (("auth", "jwt"),): ((*JWT_PATHS, *AUTH_PATHS), OIDC_PATHS),
-    (("auth", "oidc"),): ((*OIDC_PATHS, *AUTH_PATHS), (*JWT_PATHS, "src/{slug}/users")),
+    (("auth", "oidc"),): (
+        (*OIDC_PATHS, *AUTH_PATHS),
+        (*JWT_PATHS, "src/{slug}/users", "src/{slug}/accounts", "src/{slug}/mail"),
+    ),
     (("docker", True),): (DOCKER_PATHS, ()),
     (("docker", False),): ((), DOCKER_PATHS),
     (("ci", "github"),): (GITHUB_PATHS, (".gitlab-ci.yml",)),
@@ -306,11 +337,15 @@ def test_readme_says_what_is_secure_and_what_to_set(
         expected.append("DATABASE_URL")
     if context["metrics"]:
         expected.append("METRICS_PORT")
+    if context["redis"]:
+        expected.append("REDIS_URL")
     assert [name for name in expected if name not in security] == []
     open_api = context["auth"] == "none" and context["database"] != "none"
     assert ("The items API is open to anyone" in readme) is open_api
     settings = (project.path / ".env.example").read_text()
-    for name in ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]:
+    documented = ["DOCS_ENABLED", "HSTS_MAX_AGE_SECONDS"] + ["METRICS_PORT"] * context["metrics"]
+    documented += ["REDIS_URL", "REDIS_KEY_PREFIX", "CACHE_TTL_SECONDS"] * context["redis"]
+    for name in documented:
         assert f"{name}=" in settings, name
 
 
@@ -540,7 +575,7 @@ def test_production_process_serves_and_stops_cleanly(
         running_receiver() if context["tracing"] else _none() as receiver,
     ):
         metrics_port = free_port()
-        env = {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48)}
+        env = production_env()
         env["METRICS_PORT"] = str(metrics_port)
         if provider:
             env |= {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": oidc_provider.AUDIENCE}
@@ -560,6 +595,11 @@ def test_production_process_serves_and_stops_cleanly(
             production_worker(project, env, worker_log) if tasks else _none() as worker,
             production_server(project, env, log) as (process, port),
         ):
+            # The README's load test, against the real server (briefly; on liveness, which
+            # the metrics and the access log leave out).
+            url_arg, args = f"url=http://127.0.0.1:{port}{LIVE_PATH}", "args=--duration 0.3"
+            bench = run(["make", "bench", url_arg, args], project.path)
+            assert "statuses {'200': " in bench.stdout, bench.stdout
             in_flight = exercise(f"http://127.0.0.1:{port}", port, context, provider, metrics_port)
             process.send_signal(signal.SIGTERM)
             if in_flight is not None:
@@ -634,8 +674,7 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
     project = bake(variant)
     log = tmp_path / "server.log"
     env = {
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
+        **production_env(),
         "FORWARDED_ALLOW_IPS": allowed,
     }
     with (
@@ -675,7 +714,7 @@ def test_start_up_moves_on_from_a_port_taken_meanwhile(
     """Another test binds the port between `free_port` and the server: the harness neither
     believes that other server's answers nor gives up, it starts again on another port."""
     project = bake(variant)
-    env = {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48)}
+    env = production_env()
     with impostor_server() as taken, fresh_database(variant, tmp_path) as url:
         offered = [taken]
         unused_port = free_port
@@ -837,7 +876,7 @@ def test_metrics_add_up_every_worker(
     scratch.mkdir()
     metrics_port = free_port()
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    env = {"ENVIRONMENT": "production", "SECRET_KEY": secrets.token_urlsafe(48)}
+    env = production_env()
     env |= {"METRICS_PORT": str(metrics_port), "WEB_CONCURRENCY": "2", "TMPDIR": str(scratch)}
     with (
         fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
@@ -1152,6 +1191,10 @@ def test_kubernetes_admits_only_the_ingress_and_the_scraper(
     expected = ["http", "metrics"] if variant.context["metrics"] else ["http"]
     assert admitted == expected
     assert set(admitted) <= container_ports.keys()
+
+    if variant.context["auth"] == "jwt":  # mail leaves through the SMTP submission ports
+        allowed_out = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+        assert {587, 465} <= allowed_out
 
     settings = k8s_document(k8s, "configmap.yaml")["data"]
     assert "*" not in settings["FORWARDED_ALLOW_IPS"]

@@ -17,7 +17,8 @@ from sqlalchemy.exc import DBAPIError
 {%- endif %}
 
 {% if cookiecutter.auth == "jwt" -%}
-from {{ cookiecutter.project_slug }}.auth import models as _auth_models  # noqa: F401 - registers tables
+from {{ cookiecutter.project_slug }}.accounts import models as _accounts_models  # noqa: F401 - registers tables
+from {{ cookiecutter.project_slug }}.auth import models as _auth_models  # noqa: F401
 {% endif -%}
 from {{ cookiecutter.project_slug }}.db import Base, UTCDateTime, build_engine{% if cookiecutter.database == "postgresql" %}, missing_database{% endif %}
 from {{ cookiecutter.project_slug }}.items import models as _items_models  # noqa: F401
@@ -50,7 +51,7 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 def sequential_revision_ids(
     _context: MigrationContext, _revision: Any, directives: list[MigrationScript]
 ) -> None:
-    """Number new revisions 0002, 0003, ... after the shipped 0001, so that file names
+    """Number new revisions after the shipped ones (0001, 0002, ...), so that file names
     (`file_template` in alembic.ini) sort in the order the migrations run."""
     heads = ScriptDirectory.from_config(config).get_heads()
     if directives and all(head.isdigit() for head in heads):

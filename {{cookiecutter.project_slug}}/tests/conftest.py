@@ -80,7 +80,7 @@ async def app(settings: Settings{% if cookiecutter.auth == "oidc" %}, issuer: Fa
         connection = await stack.enter_async_context(app.state.engine.connect())
         transaction = await connection.begin()
         stack.push_async_callback(transaction.rollback)
-        app.state.sessionmaker = async_sessionmaker(
+        app.state.sessionmaker = app.state.read_sessionmaker = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
 {%- endif %}

@@ -59,6 +59,8 @@ from tests.redis_support import KEY_PREFIX
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+# What production requires besides SECRET_KEY: a mail server and https links (settings.py).
+PRODUCTION_MAIL = {"smtp_host": "smtp.example.test", "public_base_url": "https://app.example.test"}
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +81,8 @@ def make_settings(**overrides: Any) -> Settings:
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
     values["secret_key"] = TEST_SECRET_KEY
+    if overrides.get("environment") == "production":
+        values |= PRODUCTION_MAIL  # production refuses to start without them (settings.py)
 {%- elif cookiecutter.auth == "oidc" %}
     values |= {"oidc_issuer": ISSUER_URL, "oidc_audience": AUDIENCE}
 {%- endif %}

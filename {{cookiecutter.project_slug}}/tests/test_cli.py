@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from tests.test_metrics import free_port
 {%- endif %}
 
 UvicornCalls = list[tuple[Any, dict[str, Any]]]
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -134,3 +137,25 @@ def test_on_a_terminal_a_bad_email_is_refused_before_any_password_is_asked(
     with pytest.raises(ValidationError):
         cli.ask_for_superuser("not an email")
 {%- endif %}
+
+
+def test_importing_the_app_loads_no_integration_that_is_not_configured() -> None:
+    """Every worker imports the app: Alembic (used once, at startup), OpenTelemetry's SDK and
+    instrumentations (without an OTLP endpoint) and the Sentry SDK (without a DSN) are not
+    part of that import. (FastAPI itself loads OpenTelemetry's API when it is installed.)"""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["SENTRY_DSN"] = ""  # over a developer's .env
+    code = "import importlib, sys; importlib.import_module(sys.argv[1]); print(*sys.modules)"
+    optional = {"alembic", "opentelemetry.sdk", "opentelemetry.instrumentation", "sentry_sdk"}
+    result = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", code, "{{ cookiecutter.project_slug }}.main"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "{{ cookiecutter.project_slug }}.main" in loaded
+    assert not loaded & optional

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+{% if cookiecutter.database == "postgresql" -%}
+import importlib
+{% endif -%}
 {% if cookiecutter.auth == "jwt" -%}
 import io
 {% endif -%}
@@ -236,4 +239,33 @@ def test_a_missing_database_is_named_and_create_database_creates_it(
     finally:
         get_settings.cache_clear()
         asyncio.run(_drop(database_url, name))
+{%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+
+
+async def test_reads_run_without_a_transaction_and_writes_in_one(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GET saves the BEGIN and COMMIT round trips; anything else still runs in one
+    transaction. (asyncpg's Transaction.start sends BEGIN.)"""
+    transaction_class = importlib.import_module("asyncpg.transaction").Transaction  # untyped
+    started: list[object] = []
+    start = transaction_class.start
+
+    async def counted_start(transaction: object) -> None:
+        started.append(transaction)
+        await start(transaction)
+
+    monkeypatch.setattr(transaction_class, "start", counted_start)
+    app = create_app(make_settings(database_url=database_url))
+{%- if cookiecutter.auth != "none" %}
+    items_without_login(app)
+{%- endif %}
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        await client.get("/api/v1/items")  # a first connection: SQLAlchemy reads the server
+        started.clear()
+        assert (await client.get("/api/v1/items")).status_code == 200
+        assert started == []
+        assert (await client.delete(f"/api/v1/items/{uuid.uuid4()}")).status_code == 404
+        assert len(started) == 1
 {%- endif %}

@@ -94,8 +94,10 @@ async def test_list_is_paginated_newest_first_with_a_total(client: httpx.AsyncCl
     first = (await client.get(ITEMS, params={"limit": 2})).json()
     second = (await client.get(ITEMS, params={"limit": 2, "offset": 2})).json()
     last = (await client.get(ITEMS, params={"limit": 2, "offset": 4})).json()
+    past_the_end = (await client.get(ITEMS, params={"limit": 2, "offset": 9})).json()
 
-    assert first["total"] == second["total"] == last["total"] == 5
+    assert first["total"] == second["total"] == last["total"] == past_the_end["total"] == 5
+    assert past_the_end["items"] == []
     assert (first["limit"], first["offset"]) == (2, 0)
     pages = [item["name"] for page in (first, second, last) for item in page["items"]]
     assert pages == list(reversed(names))

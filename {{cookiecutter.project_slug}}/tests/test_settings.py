@@ -18,7 +18,7 @@ from {{ cookiecutter.project_slug }}.settings import (
     Settings,
     load_settings,
 )
-from tests.support import {% if cookiecutter.auth == "jwt" %}TEST_SECRET_KEY, {% endif %}make_settings
+from tests.support import {% if cookiecutter.auth == "jwt" %}PRODUCTION_MAIL, TEST_SECRET_KEY, {% endif %}make_settings
 
 
 def test_without_an_environment_a_process_is_production(
@@ -28,6 +28,8 @@ def test_without_an_environment_a_process_is_production(
     monkeypatch.delenv("ENVIRONMENT")
 {%- if cookiecutter.auth == "jwt" %}
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("SMTP_HOST", PRODUCTION_MAIL["smtp_host"])
+    monkeypatch.setenv("PUBLIC_BASE_URL", PRODUCTION_MAIL["public_base_url"])
 {%- elif cookiecutter.auth == "oidc" %}
     monkeypatch.setenv("OIDC_ISSUER", "https://sso.example.com")
     monkeypatch.setenv("OIDC_AUDIENCE", "api")

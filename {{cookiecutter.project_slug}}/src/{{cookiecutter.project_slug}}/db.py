@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import DateTime, MetaData, Select, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}func, select, text
@@ -105,8 +102,12 @@ def build_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
             "pool_size": settings.db_pool_size,
             "max_overflow": settings.db_max_overflow,
             "pool_recycle": settings.db_pool_recycle_seconds,
-            "pool_pre_ping": True,
-            "pool_timeout": timeout,
+            # No ping per checkout (a round trip per request): a dead connection makes its
+            # statement fail (a 503), and SQLAlchemy then replaces every pooled connection.
+            "pool_pre_ping": False,
+            # A request waits this long for a free connection, then gets a 503 with
+            # Retry-After: under overload the service sheds load instead of queueing.
+            "pool_timeout": settings.db_pool_timeout_seconds,
         }
     else:
         options["poolclass"] = NullPool
@@ -157,6 +158,10 @@ class SchemaNotMigratedError(Exception):
 def migration_heads() -> frozenset[str] | None:
     """The revisions `alembic upgrade head` leads to, from the Alembic scripts next to
     alembic.ini: in the working directory (the container's /app) or the source checkout."""
+    # Alembic is imported here, at startup, not with the app: it takes most of a second.
+    from alembic.config import Config  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     for directory in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (directory / "alembic.ini").is_file() and (directory / "migrations").is_dir():
             config = Config(directory / "alembic.ini")
@@ -165,6 +170,8 @@ def migration_heads() -> frozenset[str] | None:
 
 
 def _current_revisions(connection: Connection) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - see migration_heads
+
     return MigrationContext.configure(connection).get_current_heads()
 
 
@@ -239,6 +246,14 @@ async def database_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[N
     engine = build_engine(settings)
     app.state.engine = engine
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+{%- if cookiecutter.database == "postgresql" %}
+    # GET and HEAD change nothing (HTTP's safe methods): their sessions run each statement
+    # on its own, without the BEGIN and COMMIT round trips of a transaction.
+    reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+    app.state.read_sessionmaker = async_sessionmaker(reads, expire_on_commit=False)
+{%- else %}
+    app.state.read_sessionmaker = app.state.sessionmaker  # SQLite: no round trips to save
+{%- endif %}
     add_readiness_check(app, "database", lambda: ping(engine))
     add_schema_readiness_check(app, engine)
     try:
@@ -261,8 +276,14 @@ async def standalone_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 {%- endif %}
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    state = request.app.state
+    sessionmaker: async_sessionmaker[AsyncSession] = (
+        state.read_sessionmaker if request.method in SAFE_METHODS else state.sessionmaker
+    )
     async with sessionmaker() as session:
         try:
             yield session
@@ -303,10 +324,20 @@ PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 async def fetch_page[Row](
     session: AsyncSession, query: Select[Row], *, limit: int, offset: int
 ) -> tuple[list[Row], int]:
-    """One page of `query`'s rows (in the order it sets) and how many rows it has in all."""
+    """One page of `query`'s rows (in the order it sets) and how many rows it has in all.
+
+    One statement: each row carries the total as a window count. Only a page past the end,
+    which has no row to carry it, costs a second one."""
+    result = await session.execute(
+        query.add_columns(func.count().over().label("total")).limit(limit).offset(offset)
+    )
+    rows = result.all()
+    if rows:
+        return [row[0] for row in rows], rows[0].total
+    if offset == 0:
+        return [], 0
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = await session.scalars(query.limit(limit).offset(offset))
-    return list(rows.all()), total or 0
+    return [], total or 0
 
 
 async def flush_or_conflict(session: AsyncSession, conflict: str) -> None:

@@ -11,7 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
-{% if cookiecutter.auth != "none" %}
+{% if cookiecutter.auth == "jwt" %}
+from {{ cookiecutter.project_slug }}.accounts.router import router as accounts_router
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
 from {{ cookiecutter.project_slug }}.auth.dependencies import auth_lifespan
 from {{ cookiecutter.project_slug }}.auth.router import router as auth_router
 {%- endif %}
@@ -26,6 +29,9 @@ from {{ cookiecutter.project_slug }}.health import router as health_router
 from {{ cookiecutter.project_slug }}.items.router import router as items_router
 {%- endif %}
 from {{ cookiecutter.project_slug }}.logging import configure_logging
+{%- if cookiecutter.auth == "jwt" %}
+from {{ cookiecutter.project_slug }}.mail.senders import mail_lifespan
+{%- endif %}
 {%- if cookiecutter.metrics %}
 from {{ cookiecutter.project_slug }}.metrics import install_metrics
 {%- endif %}
@@ -64,6 +70,9 @@ FEATURES: list[FeatureLifespan] = [
 {%- endif %}
 {%- if cookiecutter.auth != "none" %}
     auth_lifespan,
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    mail_lifespan,
 {%- endif %}
 {%- if cookiecutter.tracing %}
     tracing_lifespan,
@@ -154,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
+    app.include_router(accounts_router)
     app.include_router(users_router)
 {%- endif %}
 {%- if cookiecutter.database != "none" %}

@@ -12,17 +12,17 @@ import time
 import uuid
 from collections.abc import Iterable
 
-{% if cookiecutter.sentry -%}
-import sentry_sdk
-{% endif -%}
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.errors import problem_response
+{%- if cookiecutter.sentry %}
+from {{ cookiecutter.project_slug }}.sentry import capture_exception
+{%- endif %}
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_HEADER_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 # An incoming id is reused only when it is short and plain, so it cannot forge log lines.
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -51,6 +51,7 @@ class RequestContextMiddleware:
 
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        request_id_header = (REQUEST_ID_HEADER_NAME, request_id.encode("latin-1"))
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -60,16 +61,18 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # bind/reset rather than `bound_contextvars`: the same, without a generator per request.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             try:
                 await self.app(scope, receive, send_with_request_id)
             except Exception:
                 logger.exception("unhandled_error", method=scope["method"], path=scope["path"])
 {%- if cookiecutter.sentry %}
-                sentry_sdk.capture_exception()  # no-op while SENTRY_DSN is empty
+                capture_exception()  # no-op while SENTRY_DSN is empty
 {%- endif %}
                 if response_started:
                     raise  # too late for a clean answer; let the server drop the connection
@@ -90,6 +93,8 @@ class RequestContextMiddleware:
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                         client=scope["client"][0] if scope.get("client") else None,
                     )
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 class RequestTooLargeError(HTTPException):
@@ -178,11 +183,21 @@ class SecurityHeadersMiddleware:
     responses carry tokens and user data, which no browser or shared cache may keep. A route
     whose answer may be cached sets its own Cache-Control. `hsts` is the
     Strict-Transport-Security value, or None to send none (outside production).
+
+    The headers are encoded once, here; a response gets the ones it lacks in one pass.
     """
 
     def __init__(self, app: ASGIApp, hsts: str | None = None) -> None:
         self.app = app
         self.hsts = hsts
+        defaults = {
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "strict-origin-when-cross-origin",
+        }
+        if hsts is not None:
+            defaults["Strict-Transport-Security"] = hsts
+        self.defaults = _raw_headers(defaults | {"Content-Security-Policy": STRICT_CSP})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,16 +206,30 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-                headers.setdefault("Content-Security-Policy", STRICT_CSP)
-                if "cache-control" not in headers:
-                    headers["Cache-Control"] = "no-store"
-                    headers["Pragma"] = "no-cache"
-                if self.hsts is not None:
-                    headers.setdefault("Strict-Transport-Security", self.hsts)
+                message["headers"] = _with_defaults(message.get("headers", ()), self.defaults)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+RawHeaders = list[tuple[bytes, bytes]]
+NO_STORE: RawHeaders = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+
+
+def _raw_headers(headers: dict[str, str]) -> RawHeaders:
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+
+
+def _with_defaults(headers: Iterable[tuple[bytes, bytes]], defaults: RawHeaders) -> RawHeaders:
+    """`headers`, plus each default they do not set; and unless they set a Cache-Control,
+    `no-store` with `Pragma: no-cache` (in place of a Pragma of their own)."""
+    merged = list(headers)
+    present = {name.lower() for name, _ in merged}
+    merged += [header for header in defaults if header[0] not in present]
+    if b"cache-control" not in present:
+        if b"pragma" in present:
+            merged = [header for header in merged if header[0].lower() != b"pragma"]
+        merged += NO_STORE
+    return merged

@@ -6,15 +6,15 @@ off user data, cookies, request bodies, stack frames' local variables and query 
 `before_send` blanks, at any depth of the event (breadcrumbs included), every field named
 in the logs' denylist (`REDACTED_KEYS`) and what looks like a secret in free text (an error
 message, a log line: a URL's password, an argon2 hash, a JWT). Performance traces are
-sampled at SENTRY_TRACES_SAMPLE_RATE (0 by default).
+sampled at SENTRY_TRACES_SAMPLE_RATE (0 by default). Without a DSN the SDK is not even
+imported: a service that does not report pays nothing for it.
 """
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import version
 from typing import Any
-
-import sentry_sdk
 
 from {{ cookiecutter.project_slug }}.logging import REDACTED, REDACTED_KEYS, redact_text
 from {{ cookiecutter.project_slug }}.settings import Settings
@@ -43,6 +43,8 @@ def init_sentry(settings: Settings) -> bool:
     dsn = settings.sentry_dsn.get_secret_value()
     if not dsn:
         return False
+    import sentry_sdk  # noqa: PLC0415 - only when configured (see above)
+
     sentry_sdk.init(
         dsn=dsn,
         environment=settings.environment,
@@ -62,3 +64,10 @@ def init_sentry(settings: Settings) -> bool:
         traces_sample_rate=settings.sentry_traces_sample_rate,
     )
     return True
+
+
+def capture_exception() -> None:
+    """Report the exception being handled, once the SDK is loaded (SENTRY_DSN set)."""
+    sdk = sys.modules.get("sentry_sdk")
+    if sdk is not None:
+        sdk.capture_exception()

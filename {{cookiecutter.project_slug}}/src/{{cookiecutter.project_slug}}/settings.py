@@ -132,6 +132,32 @@ class Settings(BaseSettings):
     # Registration attempts allowed per client address within the window (per process).
     registration_max_per_address: int = Field(default=10, ge=1)
     registration_window_seconds: int = Field(default=600, ge=1)
+
+    # Accounts by mail: password reset and email verification (links to PUBLIC_BASE_URL).
+    password_reset_enabled: bool = True
+    password_reset_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    email_verification_token_hours: int = Field(default=48, ge=1, le=30 * 24)
+    # true: accounts whose email is not verified cannot log in (403).
+    require_verified_email: bool = False
+    # Mail requests (reset, verification resend) within MAIL_REQUEST_WINDOW_SECONDS: per
+    # client address (then 429), and per email address (further requests send nothing).
+    mail_requests_max_per_address: int = Field(default=10, ge=1)
+    mail_requests_max_per_account: int = Field(default=3, ge=1)
+    mail_request_window_seconds: int = Field(default=900, ge=1)
+    # Where the links in mails point: your front end's origin (https in production).
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Mail (SMTP). No SMTP_HOST: mail is written to the log in development, and production
+    # refuses to start while registration or password reset is enabled.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    # none | starttls (upgrade a plain connection, port 587) | tls (TLS from the start, 465).
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    # Seconds for connecting and for each SMTP command.
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    mail_from: str = "noreply@localhost"
 {%- elif cookiecutter.auth == "oidc" %}
 
     # OpenID Connect provider whose access tokens are accepted.
@@ -158,9 +184,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./{{ cookiecutter.project_slug }}.db"
 {%- else %}
     database_url: str = "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/{{ cookiecutter.project_slug }}"
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
+    # Seconds a request waits for a free pooled connection before its 503 (overload).
+    db_pool_timeout_seconds: float = Field(default=1.0, gt=0)
 {%- endif %}
     # Upper bound for connecting to the database and for one statement, in seconds.
     db_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -252,6 +280,23 @@ class Settings(BaseSettings):
             problem = secret_key_weakness(self.secret_key.get_secret_value())
             if problem:
                 raise ValueError(f"SECRET_KEY {problem}; make one with: {KEY_GENERATION_COMMAND}")
+        return self
+
+    @model_validator(mode="after")
+    def _require_mail_in_production(self) -> Settings:
+        # Registration sends verification mail, password reset sends reset mail: in
+        # production neither may silently go nowhere, nor link to a plain-http page.
+        if self.environment != "production" or not (
+            self.registration_enabled or self.password_reset_enabled
+        ):
+            return self
+        if not self.smtp_host:
+            raise ValueError(
+                "SMTP_HOST must be set in production while REGISTRATION_ENABLED or "
+                "PASSWORD_RESET_ENABLED is true: they send mail"
+            )
+        if not self.public_base_url.startswith("https://"):
+            raise ValueError("PUBLIC_BASE_URL must be an https:// URL in production (mail links)")
         return self
 {%- endif %}
 {%- if cookiecutter.auth == "oidc" %}

@@ -1,30 +1,27 @@
 """OpenTelemetry tracing, configured by the standard OTEL_* environment variables.
 
-Spans are exported over OTLP only when an endpoint is configured
-(OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); without one, spans are
-still created, so trace ids appear on log lines, but nothing is sent anywhere.
+Tracing is on when an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT or
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): requests{% if cookiecutter.database != "none" %} and SQL queries{% endif %} get spans, exported over OTLP,
+and log lines carry their trace ids. Without an endpoint OpenTelemetry is not even
+imported, so no span, middleware or query hook costs anything per request.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-{%- if cookiecutter.database != "none" %}
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-{%- endif %}
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from structlog.types import EventDict
 
 from {{ cookiecutter.project_slug }}.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -33,8 +30,32 @@ def exporting_enabled() -> bool:
     return any(os.environ.get(name) for name in ENDPOINT_VARIABLES)
 
 
-def install_tracing(app: FastAPI, settings: Settings) -> TracerProvider:
-    """Instrument the app (middleware must be added before it starts); one provider per app."""
+def span_exporter() -> SpanExporter | None:
+    """The OTLP exporter when an endpoint is configured; None leaves tracing off."""
+    if not exporting_enabled():
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415 - only when configured
+        OTLPSpanExporter,
+    )
+
+    return OTLPSpanExporter()
+
+
+def install_tracing(app: FastAPI, settings: Settings) -> None:
+    """Instrument the app when spans have somewhere to go (before it starts: middleware)."""
+    exporter = span_exporter()
+    if exporter is not None:
+        trace_app(app, settings, exporter)
+
+
+def trace_app(app: FastAPI, settings: Settings, exporter: SpanExporter) -> TracerProvider:
+    """Spans of every request, sent to `exporter`; one provider per app."""
+    # Imported here: loading OpenTelemetry costs a service that does not trace.
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
+
     # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, when set, override these defaults.
     resource = Resource.create(
         {
@@ -43,8 +64,7 @@ def install_tracing(app: FastAPI, settings: Settings) -> TracerProvider:
         }
     )
     provider = TracerProvider(resource=resource)
-    if exporting_enabled():
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=provider, excluded_urls="/health/live,/health/ready"
     )
@@ -54,8 +74,15 @@ def install_tracing(app: FastAPI, settings: Settings) -> TracerProvider:
 
 @asynccontextmanager
 async def tracing_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    provider: TracerProvider = app.state.tracer_provider
+    provider: TracerProvider | None = getattr(app.state, "tracer_provider", None)
+    if provider is None:  # tracing is off
+        yield
+        return
 {%- if cookiecutter.database != "none" %}
+    from opentelemetry.instrumentation.sqlalchemy import (  # noqa: PLC0415 - see trace_app
+        SQLAlchemyInstrumentor,
+    )
+
     # Runs after the database feature (see main.FEATURES), so the engine exists.
     instrumentor = SQLAlchemyInstrumentor()
     # The instrumentation declares SQLAlchemy < 2.1 but works with 2.1's engine events
@@ -74,7 +101,11 @@ async def tracing_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[No
 
 
 def add_trace_context(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: the current trace and span ids, for log-trace correlation."""
+    """structlog processor: the current trace and span ids, for log-trace correlation. Until
+    OpenTelemetry is loaded (tracing off) there is no span, and nothing to look up."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return event_dict
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         event_dict["trace_id"] = format(context.trace_id, "032x")

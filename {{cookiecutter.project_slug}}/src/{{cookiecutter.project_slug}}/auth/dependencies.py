@@ -12,6 +12,7 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from {{ cookiecutter.project_slug }}.accounts.service import MailLimiters
 from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
 {%- if cookiecutter.redis %}
 from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, LoginLimiter, RedisFailureLimiter
@@ -32,22 +33,24 @@ from {{ cookiecutter.project_slug }}.users.models import User
 bearer_token = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token", auto_error=False)
 
 
-def _settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` in a
+# worker thread, a thread hop per request.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _login_limiter(request: Request) -> LoginLimiter:
+async def _login_limiter(request: Request) -> LoginLimiter:
     limiter: LoginLimiter = request.app.state.login_limiter
     return limiter
 
 
-def _registration_limiter(request: Request) -> FailureLimiter:
+async def _registration_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter = request.app.state.registration_limiter
     return limiter
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The client's address as uvicorn resolved it (see FORWARDED_ALLOW_IPS)."""
     return request.client.host if request.client else "unknown"
 
@@ -95,6 +98,7 @@ async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]
     app.state.login_limiter = login_limiter(settings)
     app.state.registration_limiter = registration_limiter(settings)
 {%- endif %}
+    app.state.mail_limiters = mail_limiters(settings{% if cookiecutter.redis %}, store{% endif %})
     yield
 {%- if cookiecutter.redis %}
 
@@ -113,6 +117,15 @@ def registration_limiter(settings: Settings, store: RedisStore) -> FailureLimite
     return RedisFailureLimiter(
         store, settings.registration_max_per_address, settings.registration_window_seconds
     )
+
+
+def mail_limiters(settings: Settings, store: RedisStore) -> MailLimiters:
+    """Password reset and verification mail requests (accounts/service.py)."""
+    window = settings.mail_request_window_seconds
+    return MailLimiters(
+        per_address=RedisFailureLimiter(store, settings.mail_requests_max_per_address, window),
+        per_account=RedisFailureLimiter(store, settings.mail_requests_max_per_account, window),
+    )
 {%- else %}
 
 
@@ -128,6 +141,15 @@ def login_limiter(settings: Settings) -> LoginLimiter:
 def registration_limiter(settings: Settings) -> FailureLimiter:
     return InMemoryFailureLimiter(
         settings.registration_max_per_address, settings.registration_window_seconds
+    )
+
+
+def mail_limiters(settings: Settings) -> MailLimiters:
+    """Password reset and verification mail requests (accounts/service.py)."""
+    window = settings.mail_request_window_seconds
+    return MailLimiters(
+        per_address=InMemoryFailureLimiter(settings.mail_requests_max_per_address, window),
+        per_account=InMemoryFailureLimiter(settings.mail_requests_max_per_account, window),
     )
 {%- endif %}
 {%- else -%}

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, BackgroundTasks, Form, status
 
+from {{ cookiecutter.project_slug }}.accounts import service as accounts
 from {{ cookiecutter.project_slug }}.auth import service
 from {{ cookiecutter.project_slug }}.auth.dependencies import (
     AppSettings,
@@ -17,6 +18,8 @@ from {{ cookiecutter.project_slug }}.auth.rate_limit import refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import RefreshRequest, TokenPair
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, problems
+from {{ cookiecutter.project_slug }}.mail.outbox import deliver_later
+from {{ cookiecutter.project_slug }}.mail.senders import Mailer
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.models import EMAIL_MAX_LENGTH
@@ -28,24 +31,31 @@ router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=problem
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, responses=problems(403, 409, 429))
 async def register(
+    *,
     data: UserCreate,
     session: SessionDep,
     settings: AppSettings,
     limiter: RegistrationLimiter,
     address: ClientAddress,
+    tasks: BackgroundTasks,
+    mailer: Mailer,
 ) -> UserRead:
-    """Create an account (REGISTRATION_ENABLED=false turns this off). Note that a 409 tells
-    the caller the email has an account; turn registration off if that must stay secret.
-    Attempts are limited per client address (429): each one costs password hashing."""
+    """Create an account (REGISTRATION_ENABLED=false turns this off) and mail a link that
+    confirms its address. Note that a 409 tells the caller the email has an account; turn
+    registration off if that must stay secret. Attempts are limited per client address
+    (429): each one costs password hashing."""
     if not settings.registration_enabled:
         raise ForbiddenError("Registration is closed.")
     key = f"register:{address}"
     await refuse_while_locked(limiter, key)
     await limiter.record_failure(key)  # every attempt counts, not only failed ones
-    return UserRead.model_validate(await users.create_user(session, data.email, data.password))
+    user = await users.create_user(session, data.email, data.password)
+    deliver_later(tasks, mailer, await accounts.verification_mail(session, settings, user))
+    return UserRead.model_validate(user)
 
 
-@router.post("/token", responses=problems(401, 429))
+# 403: REQUIRE_VERIFIED_EMAIL and an unverified address.
+@router.post("/token", responses=problems(401, 403, 429))
 async def login(
     *,
     # No control characters: no account has them, and PostgreSQL refuses NUL (a 500).
@@ -69,6 +79,12 @@ async def login(
     user = await service.authenticate(
         session, limiter, email=username, password=password, client_address=address
     )
+    if settings.require_verified_email and not user.is_verified:
+        # Only after the right password: the answer tells nothing to a stranger.
+        raise ForbiddenError(
+            "The email address is not verified yet: open the link mailed to it, or ask "
+            f"for a new one at {API_PREFIX}/auth/verify/resend."
+        )
     return await service.issue_tokens(session, settings, user)
 
 

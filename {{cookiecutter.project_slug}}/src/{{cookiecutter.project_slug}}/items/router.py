@@ -92,12 +92,9 @@ async def list_items(
     offset: PageOffset = 0,
 ) -> ItemPage:
     items, total = await service.list_items(session, {{ caller_arg }}limit=limit, offset=offset)
-    return ItemPage(
-        items=[ItemRead.model_validate(item) for item in items],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    # Validated once, from the rows' attributes (FastAPI passes the model through as is).
+    page = {"items": items, "total": total, "limit": limit, "offset": offset}
+    return ItemPage.model_validate(page, from_attributes=True)
 
 
 @router.get("/{item_id}", responses=problems(404){{ reads }})

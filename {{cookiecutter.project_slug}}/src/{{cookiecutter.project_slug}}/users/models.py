@@ -19,3 +19,5 @@ class User(TimestampMixin, Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
+    # The account's owner opened a link mailed to `email` (accounts/, email verification).
+    is_verified: Mapped[bool] = mapped_column(default=False)

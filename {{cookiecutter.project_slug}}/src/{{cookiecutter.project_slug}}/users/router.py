@@ -1,11 +1,20 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
+from {{ cookiecutter.project_slug }}.accounts import service as accounts
 from {{ cookiecutter.project_slug }}.auth import service as auth
-from {{ cookiecutter.project_slug }}.auth.dependencies import ClientAddress, CurrentUser, Limiter, Superuser
+from {{ cookiecutter.project_slug }}.auth.dependencies import (
+    AppSettings,
+    ClientAddress,
+    CurrentUser,
+    Limiter,
+    Superuser,
+)
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.errors import problems
+from {{ cookiecutter.project_slug }}.mail.outbox import deliver_later
+from {{ cookiecutter.project_slug }}.mail.senders import Mailer
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service
 from {{ cookiecutter.project_slug }}.users.schemas import UserPage, UserRead, UserUpdate
@@ -22,17 +31,22 @@ async def read_me(user: CurrentUser) -> UserRead:
 # 403: a wrong current password; 429: too many of them.
 @router.patch("/me", responses=problems(403, 409, 429))
 async def update_me(
+    *,
     data: UserUpdate,
     user: CurrentUser,
     session: SessionDep,
     limiter: Limiter,
     address: ClientAddress,
+    settings: AppSettings,
+    tasks: BackgroundTasks,
+    mailer: Mailer,
 ) -> UserRead:
-    """Change one's email or password; `current_password` must be right. A new password
-    ends every other session (all refresh tokens are revoked)."""
+    """Change one's email or password; `current_password` must be right. A new email is
+    unverified until the link mailed to it is opened. A new password ends every other
+    session (all refresh tokens are revoked)."""
     await auth.confirm_password(limiter, user, data.current_password, client_address=address)
-    if data.email is not None:
-        await service.change_email(session, user, data.email)
+    if data.email is not None and await service.change_email(session, user, data.email):
+        deliver_later(tasks, mailer, await accounts.verification_mail(session, settings, user))
     if data.password is not None:
         await service.change_password(session, user, data.password)
         await auth.revoke_all(session, user.id)
@@ -48,9 +62,6 @@ async def list_users(
     offset: PageOffset = 0,
 ) -> UserPage:
     users, total = await service.list_users(session, limit=limit, offset=offset)
-    return UserPage(
-        users=[UserRead.model_validate(user) for user in users],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    # Validated once, from the rows' attributes (FastAPI passes the model through as is).
+    page = {"users": users, "total": total, "limit": limit, "offset": offset}
+    return UserPage.model_validate(page, from_attributes=True)

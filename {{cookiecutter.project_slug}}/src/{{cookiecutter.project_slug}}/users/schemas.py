@@ -61,6 +61,7 @@ class UserRead(BaseModel):
     email: str
     is_active: bool
     is_superuser: bool
+    is_verified: bool
     created_at: datetime
 
 

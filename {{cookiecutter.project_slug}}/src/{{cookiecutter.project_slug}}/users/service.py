@@ -19,22 +19,34 @@ def _email_taken(email: str) -> str:
 
 
 async def create_user(
-    session: AsyncSession, email: str, password: str, *, is_superuser: bool = False
+    session: AsyncSession,
+    email: str,
+    password: str,
+    *,
+    is_superuser: bool = False,
+    is_verified: bool = False,
 ) -> User:
     await check_password_strength(password, email=email)
     user = User(
         email=email.lower(),
         hashed_password=await hash_password(password),
         is_superuser=is_superuser,
+        is_verified=is_verified,
     )
     session.add(user)
     await flush_or_conflict(session, _email_taken(user.email))
     return user
 
 
-async def change_email(session: AsyncSession, user: User, email: str) -> None:
+async def change_email(session: AsyncSession, user: User, email: str) -> bool:
+    """Give `user` a new address, unverified until its owner opens the link mailed to it;
+    whether the address changed at all."""
+    if email.lower() == user.email:
+        return False
     user.email = email.lower()
+    user.is_verified = False
     await flush_or_conflict(session, _email_taken(user.email))
+    return True
 
 
 async def change_password(session: AsyncSession, user: User, password: str) -> None:

@@ -1,0 +1,1 @@
+"""Accounts by mail: password reset and email verification, through single-use links."""

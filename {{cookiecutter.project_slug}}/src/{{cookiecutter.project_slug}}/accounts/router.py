@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.project_slug }}.accounts import service
+from {{ cookiecutter.project_slug }}.accounts.schemas import (
+    Accepted,
+    EmailRequest,
+    PasswordResetConfirm,
+    VerifyRequest,
+)
+from {{ cookiecutter.project_slug }}.accounts.service import MailLimiters
+from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, ClientAddress
+from {{ cookiecutter.project_slug }}.db import SessionDep
+from {{ cookiecutter.project_slug }}.errors import NotFoundError, problems
+from {{ cookiecutter.project_slug }}.mail.outbox import deliver_later
+from {{ cookiecutter.project_slug }}.mail.senders import Mailer, Message
+from {{ cookiecutter.project_slug }}.settings import API_PREFIX, Settings
+
+# Every operation uses the database (503 while it is down).
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=problems(503))
+
+RESET_ACCEPTED = Accepted(
+    detail="If an account uses this address, a link to reset its password is on its way."
+)
+RESEND_ACCEPTED = Accepted(
+    detail="If an unverified account uses this address, a new confirmation link is on its way."
+)
+
+# Makes the mail for an address, or None when that address gets none.
+Compose = Callable[[AsyncSession, Settings, str], Awaitable[Message | None]]
+
+
+def _mail_limiters(request: Request) -> MailLimiters:
+    limiters: MailLimiters = request.app.state.mail_limiters
+    return limiters
+
+
+class MailRequests:
+    """What a request for mail needs: the limits, the session, and the way out."""
+
+    def __init__(
+        self,
+        *,
+        session: SessionDep,
+        settings: AppSettings,
+        limiters: Annotated[MailLimiters, Depends(_mail_limiters)],
+        address: ClientAddress,
+        tasks: BackgroundTasks,
+        mailer: Mailer,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.limiters = limiters
+        self.address = address
+        self.tasks = tasks
+        self.mailer = mailer
+
+    async def mail(self, email: str, compose: Compose) -> None:
+        """429 past the client address's limit; otherwise the composed mail, if any and if
+        the address has not had its share, leaves after the response."""
+        if await self.limiters.admit(email, self.address):
+            message = await compose(self.session, self.settings, email)
+            if message is not None:
+                deliver_later(self.tasks, self.mailer, message)
+
+
+Requests = Annotated[MailRequests, Depends()]
+
+
+def _require_reset_enabled(settings: AppSettings) -> None:
+    if not settings.password_reset_enabled:
+        raise NotFoundError("Password reset is turned off.")
+
+
+ResetEnabled = Depends(_require_reset_enabled)
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(404, 429),
+    dependencies=[ResetEnabled],
+)
+async def request_password_reset(data: EmailRequest, requests: Requests) -> Accepted:
+    """Mail a single-use link (PASSWORD_RESET_TOKEN_MINUTES) to reset the password. The
+    answer is the same whether or not the address has an account."""
+    await requests.mail(data.email, service.password_reset_mail)
+    return RESET_ACCEPTED
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(400, 404),
+    dependencies=[ResetEnabled],
+)
+async def confirm_password_reset(data: PasswordResetConfirm, session: SessionDep) -> None:
+    """Set a new password with the token from the mail; the token works once, and every
+    session of the account ends (all refresh tokens are revoked)."""
+    await service.reset_password(session, data.token, data.new_password)
+
+
+@router.post("/verify", status_code=status.HTTP_204_NO_CONTENT, responses=problems(400))
+async def verify_email(data: VerifyRequest, session: SessionDep) -> None:
+    """Confirm the account's email address with the token from the mail (once)."""
+    await service.verify_email(session, data.token)
+
+
+@router.post("/verify/resend", status_code=status.HTTP_202_ACCEPTED, responses=problems(429))
+async def resend_verification(data: EmailRequest, requests: Requests) -> Accepted:
+    """Mail a new confirmation link (earlier ones stop working). The answer is the same
+    whether or not the address has an account, or is verified already."""
+    await requests.mail(data.email, service.resend_verification)
+    return RESEND_ACCEPTED

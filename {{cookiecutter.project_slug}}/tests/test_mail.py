@@ -1,0 +1,452 @@
+"""Password reset and email verification, through a real SMTP server on a loopback port:
+each test reads the mail the service sent and follows its link's token through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.project_slug }}.accounts.models import AccountToken
+from {{ cookiecutter.project_slug }}.auth.dependencies import mail_limiters
+from {{ cookiecutter.project_slug }}.mail import outbox
+from {{ cookiecutter.project_slug }}.mail.render import render
+from {{ cookiecutter.project_slug }}.mail.senders import LogSender, Message
+from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.users.models import User
+from tests.auth_support import TEST_PASSWORD, add_user, bearer
+from tests.mail_support import Inbox, body, free_port, link_token, smtp_server, stalled_server
+from tests.support import PRODUCTION_MAIL, make_settings
+
+AUTH = "/api/v1/auth"
+ME = "/api/v1/users/me"
+PUBLIC_BASE_URL = "https://app.example.test"
+NEW_PASSWORD = "a fresh and unguessable passphrase"
+INVALID_LINK = "The link is invalid, used or expired; ask for a new one."
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def inbox(smtp: tuple[Inbox, int]) -> Inbox:
+    smtp[0].messages.clear()
+    return smtp[0]
+
+
+@pytest.fixture
+def settings(settings: Settings, smtp: tuple[Inbox, int]) -> Settings:
+    """The suite's settings, sending through the test's SMTP server."""
+    return mail_settings(settings, smtp_port=smtp[1])
+
+
+def mail_settings(settings: Settings, **changes: Any) -> Settings:
+    values = {"smtp_host": "127.0.0.1", "smtp_tls": "none", "public_base_url": PUBLIC_BASE_URL}
+    return settings.model_copy(update=values | changes)
+
+
+@pytest.fixture(autouse=True)
+def no_retry_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox, "RETRY_DELAYS_SECONDS", (0.0, 0.0))
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    return await client.post(f"{AUTH}/token", data={"username": email, "password": password})
+
+
+def assert_invalid_link(response: httpx.Response) -> None:
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == INVALID_LINK
+
+
+async def reset_token(client: httpx.AsyncClient, inbox: Inbox, email: str) -> str:
+    response = await client.post(f"{AUTH}/password-reset", json={"email": email})
+    assert response.status_code == 202, response.text
+    page, token = link_token(inbox.only(email))
+    assert page == f"{PUBLIC_BASE_URL}/reset-password"
+    return token
+
+
+async def confirm(
+    client: httpx.AsyncClient, token: str, password: str = NEW_PASSWORD
+) -> httpx.Response:
+    body = {"token": token, "new_password": password}
+    return await client.post(f"{AUTH}/password-reset/confirm", json=body)
+
+
+async def expire_tokens(app: FastAPI) -> None:
+    """Every mailed token expired a second ago (no waiting for the real lifetime)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    async with sessionmaker() as session:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        await session.execute(update(AccountToken).values(expires_at=past))
+        await session.commit()
+
+
+# --- email verification ------------------------------------------------------------------
+
+
+async def test_registration_mails_a_link_that_verifies_the_address_once(
+    anonymous: httpx.AsyncClient, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    account = {"email": "New@Example.com", "password": NEW_PASSWORD}
+    registered = await anonymous.post(f"{AUTH}/register", json=account)
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["is_verified"] is False
+
+    mail = inbox.only("new@example.com")
+    assert mail["Subject"] == "Confirm your email address"
+    assert mail["From"] == "noreply@localhost"
+    page, token = link_token(mail)
+    assert page == f"{PUBLIC_BASE_URL}/verify-email"
+
+    verified = await anonymous.post(f"{AUTH}/verify", json={"token": token})
+    assert verified.status_code == 204, verified.text
+    pair = (await login(anonymous, "new@example.com", NEW_PASSWORD)).json()
+    me = await anonymous.get(ME, headers=bearer(pair["access_token"]))
+    assert me.json()["is_verified"] is True
+    assert_invalid_link(await anonymous.post(f"{AUTH}/verify", json={"token": token}))
+
+    # The logs say what happened, never what the mail or the request said.
+    assert "mail_sent" in caplog.text
+    for secret in (token, NEW_PASSWORD, body(mail, "plain").strip().splitlines()[0]):
+        assert secret not in caplog.text
+
+
+async def test_unverified_accounts_cannot_log_in_when_verification_is_required(
+    app: FastAPI, settings: Settings, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    app.state.settings = settings.model_copy(update={"require_verified_email": True})
+    refused = await login(anonymous, user.email, TEST_PASSWORD)
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "not verified" in refused.json()["detail"]
+    # A wrong password is still the plain 401: the 403 tells only the account's owner.
+    assert (await login(anonymous, user.email, "not the password")).status_code == 401
+
+    await anonymous.post(f"{AUTH}/verify/resend", json={"email": user.email})
+    _page, token = link_token(inbox.only(user.email))
+    assert (await anonymous.post(f"{AUTH}/verify", json={"token": token})).status_code == 204
+    assert (await login(anonymous, user.email, TEST_PASSWORD)).status_code == 200
+
+
+async def test_a_new_email_must_be_verified_again(
+    app: FastAPI, client: httpx.AsyncClient, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    # The user verified the first address (its link is the first mail).
+    assert (
+        await anonymous.post(f"{AUTH}/verify/resend", json={"email": user.email})
+    ).status_code == 202
+    _page, old_token = link_token(inbox.only(user.email))
+    assert (await anonymous.post(f"{AUTH}/verify", json={"token": old_token})).status_code == 204
+
+    changed = await client.patch(
+        ME, json={"current_password": TEST_PASSWORD, "email": "moved@example.com"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["is_verified"] is False
+    _page, token = link_token(inbox.only("moved@example.com"))
+    assert (await anonymous.post(f"{AUTH}/verify", json={"token": token})).status_code == 204
+    assert (await client.get(ME)).json()["is_verified"] is True
+
+    # Saving the same address again changes nothing and sends nothing.
+    same = await client.patch(
+        ME, json={"current_password": TEST_PASSWORD, "email": "MOVED@example.com"}
+    )
+    assert same.json()["is_verified"] is True
+    assert inbox.messages == []
+
+
+async def test_a_link_sent_to_a_former_address_stops_working(
+    client: httpx.AsyncClient, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    old_reset = await reset_token(anonymous, inbox, user.email)
+    assert (
+        await anonymous.post(f"{AUTH}/verify/resend", json={"email": user.email})
+    ).status_code == 202
+    _page, old_verify = link_token(inbox.only(user.email))
+    moved = await client.patch(
+        ME, json={"current_password": TEST_PASSWORD, "email": "new@example.com"}
+    )
+    assert moved.status_code == 200
+    inbox.only("new@example.com")
+
+    assert_invalid_link(await confirm(anonymous, old_reset))
+    assert_invalid_link(await anonymous.post(f"{AUTH}/verify", json={"token": old_verify}))
+
+
+async def test_resending_says_the_same_whoever_asks_and_supersedes_older_links(
+    app: FastAPI, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    await add_user(app, "inactive@example.com", is_active=False)
+    answers = [
+        await anonymous.post(f"{AUTH}/verify/resend", json={"email": email})
+        for email in ("nobody@example.com", "inactive@example.com", user.email)
+    ]
+    assert {(a.status_code, a.text) for a in answers} == {(202, answers[0].text)}
+    _page, first = link_token(inbox.only(user.email))
+
+    await anonymous.post(f"{AUTH}/verify/resend", json={"email": user.email})
+    _page, second = link_token(inbox.only(user.email))
+    assert_invalid_link(await anonymous.post(f"{AUTH}/verify", json={"token": first}))
+    assert (await anonymous.post(f"{AUTH}/verify", json={"token": second})).status_code == 204
+    # Verified: no more links for this address.
+    await anonymous.post(f"{AUTH}/verify/resend", json={"email": user.email})
+    assert inbox.messages == []
+
+
+# --- password reset ----------------------------------------------------------------------
+
+
+async def test_a_reset_link_sets_a_new_password_once_and_ends_every_session(
+    anonymous: httpx.AsyncClient, user: User, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sessions = [(await login(anonymous, user.email, TEST_PASSWORD)).json() for _ in range(2)]
+    token = await reset_token(anonymous, inbox, user.email)
+
+    done = await confirm(anonymous, token)
+    assert done.status_code == 204, done.text
+    assert (await login(anonymous, user.email, TEST_PASSWORD)).status_code == 401
+    pair = (await login(anonymous, user.email, NEW_PASSWORD)).json()
+    # The mail reached the account's owner: the address is verified now.
+    assert (await anonymous.get(ME, headers=bearer(pair["access_token"]))).json()["is_verified"]
+    for pair in sessions:
+        refresh = {"refresh_token": pair["refresh_token"]}
+        assert (await anonymous.post(f"{AUTH}/refresh", json=refresh)).status_code == 401
+    assert_invalid_link(await confirm(anonymous, token, "yet another long passphrase"))
+
+    for secret in (token, NEW_PASSWORD, TEST_PASSWORD):
+        assert secret not in caplog.text
+
+
+async def test_unknown_and_known_addresses_get_the_same_answer(
+    app: FastAPI, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    await add_user(app, "inactive@example.com", is_active=False)
+    answers = [
+        await anonymous.post(f"{AUTH}/password-reset", json={"email": email})
+        for email in ("nobody@example.com", "inactive@example.com", user.email)
+    ]
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.text for a in answers}) == 1
+    headers = [
+        {k: v for k, v in a.headers.items() if k not in {"x-request-id", "date"}} for a in answers
+    ]
+    assert headers[0] == headers[1] == headers[2]
+    inbox.only(user.email)  # and no mail for the others
+
+
+async def test_refused_reset_tokens(
+    app: FastAPI, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    other = await add_user(app, "other@example.com")
+    # Superseded: a newer request invalidates the older link.
+    older = await reset_token(anonymous, inbox, user.email)
+    newer = await reset_token(anonymous, inbox, user.email)
+    assert_invalid_link(await confirm(anonymous, older))
+    # Tampered with: one character changed.
+    tampered = newer[:-1] + ("A" if newer[-1] != "A" else "B")
+    assert_invalid_link(await confirm(anonymous, tampered))
+    # Of another purpose: a verification token resets nothing.
+    await anonymous.post(f"{AUTH}/verify/resend", json={"email": user.email})
+    _page, verification = link_token(inbox.only(user.email))
+    assert_invalid_link(await confirm(anonymous, verification))
+    # Expired.
+    await expire_tokens(app)
+    assert_invalid_link(await confirm(anonymous, newer))
+    # Another user's token resets that user's password only.
+    others = await reset_token(anonymous, inbox, other.email)
+    assert (await confirm(anonymous, others)).status_code == 204
+    assert (await login(anonymous, user.email, TEST_PASSWORD)).status_code == 200
+    assert (await login(anonymous, other.email, NEW_PASSWORD)).status_code == 200
+    # Garbage never reaches the database.
+    garbage = await confirm(anonymous, "not a token!")
+    assert garbage.status_code == 422
+
+
+async def test_a_weak_new_password_does_not_spend_the_token(
+    anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    token = await reset_token(anonymous, inbox, user.email)
+    weak = await confirm(anonymous, token, "passwordpassword")
+    assert weak.status_code == 422, weak.text
+    assert (await confirm(anonymous, token)).status_code == 204
+
+
+async def test_password_reset_can_be_turned_off(
+    app: FastAPI, settings: Settings, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    app.state.settings = settings.model_copy(update={"password_reset_enabled": False})
+    asked = await anonymous.post(f"{AUTH}/password-reset", json={"email": user.email})
+    assert asked.status_code == 404
+    assert (await confirm(anonymous, "x" * 43)).status_code == 404
+    assert inbox.messages == []
+
+
+async def test_mail_requests_are_limited_per_address_and_per_account(
+    app: FastAPI, settings: Settings, user: User, inbox: Inbox
+) -> None:
+    limits = {"mail_requests_max_per_address": 4, "mail_requests_max_per_account": 2}
+    app.state.mail_limiters = mail_limiters(settings.model_copy(update=limits){% if cookiecutter.redis %}, app.state.redis{% endif %})
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as flood:
+        for _ in range(4):
+            asked = await flood.post(f"{AUTH}/password-reset", json={"email": user.email})
+            assert asked.status_code == 202
+        # Per account: two mails, then the same answer and no mail (no mailbox flooding).
+        assert len(inbox.messages) == 2
+        limited = await flood.post(f"{AUTH}/password-reset", json={"email": "x@example.com"})
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) > 0
+
+
+# --- the mail server misbehaves: the API does not care -----------------------------------
+
+
+async def test_a_mail_server_that_is_down_fails_nothing_and_is_logged(
+    app: FastAPI,
+    settings: Settings,
+    anonymous: httpx.AsyncClient,
+    user: User,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    app.state.mail_sender.settings = mail_settings(
+        settings, smtp_port=free_port()
+    )  # nobody listens
+    asked = await anonymous.post(f"{AUTH}/password-reset", json={"email": user.email})
+    assert asked.status_code == 202
+    failures = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    attempts = [f for f in failures if f.get("event") == "mail_attempt_failed"]
+    assert [f["attempt"] for f in attempts] == [1, 2, 3]  # retried, a bounded number of times
+    assert {"event": "mail_not_delivered", "kind": "password_reset", "attempts": 3}.items() <= next(
+        f for f in failures if f.get("event") == "mail_not_delivered"
+    ).items()
+    assert "#token=" not in caplog.text
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` behind a real uvicorn server on a loopback port (its lifespan already runs)."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_stalled_mail_server_does_not_slow_the_api(
+    app: FastAPI,
+    settings: Settings,
+    user: User,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(outbox, "RETRY_DELAYS_SECONDS", ())
+    async with stalled_server() as (stalled, port), serving(app) as base_url:
+        # A mail attempt would wait 30 s for the server's greeting; requests must not.
+        app.state.mail_sender.settings = mail_settings(
+            settings, smtp_port=port, smtp_timeout_seconds=30
+        )
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+            asked = await client.post(f"{AUTH}/password-reset", json={"email": user.email})
+            assert asked.status_code == 202
+            await asyncio.wait_for(stalled.connected.wait(), 5)  # the mail is stuck now
+            again = await client.post(f"{AUTH}/password-reset", json={"email": "x@example.com"})
+            assert again.status_code == 202
+            live = await client.get("/health/live")
+            assert live.status_code == 200
+        stalled.release()  # the server hangs up: the attempt fails, and is logged
+        for _ in range(500):
+            if "mail_not_delivered" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+    assert "mail_not_delivered" in caplog.text
+
+
+class HangingSender:
+    async def send(self, message: Message) -> None:
+        await anyio.sleep_forever()
+
+
+async def test_mail_still_pending_when_the_process_stops_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    message = render("verify_email", to="ann@example.com", subject="Hi", link="https://x/", hours=1)
+    with anyio.move_on_after(0.05):  # as uvicorn cancels tasks when graceful shutdown ends
+        await outbox.deliver(HangingSender(), message)
+    assert "mail_not_delivered" in caplog.text
+    assert "shutdown" in caplog.text
+
+
+# --- the parts -------------------------------------------------------------------------
+
+
+def test_html_mail_escapes_what_it_quotes_and_text_mail_does_not() -> None:
+    message = render(
+        "password_reset",
+        to="ann@example.com",
+        subject="Reset",
+        link="https://app.example.test/reset-password#token=<b>&",
+        minutes=30,
+    )
+    assert "#token=<b>&" in message.text
+    assert "#token=&lt;b&gt;&amp;" in message.html
+    assert "<b>&" not in message.html
+
+
+async def test_the_log_sender_shows_links_in_development_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    message = render(
+        "verify_email", to="ann@example.com", subject="Hi", link="https://x/#token=abc", hours=1
+    )
+    await LogSender(include_text=True).send(message)
+    assert "#token=abc" in caplog.text
+    caplog.clear()
+    await LogSender(include_text=False).send(message)
+    assert "#token=abc" not in caplog.text
+    assert "verify_email" in caplog.text
+
+
+def test_development_without_smtp_host_logs_mail_and_production_refuses_to_start() -> None:
+    assert make_settings(environment="development").smtp_host == ""
+    production = {"environment": "production", "secret_key": secrets.token_urlsafe(48)}
+    with pytest.raises(ValidationError, match="SMTP_HOST must be set in production"):
+        make_settings(**production, smtp_host="")
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL must be an https"):
+        make_settings(**production, public_base_url="http://app.example.test")
+    assert make_settings(**production).smtp_host == PRODUCTION_MAIL["smtp_host"]
+    # Nothing sends account mail: no mail server needed.
+    unneeded = {"registration_enabled": False, "password_reset_enabled": False}
+    make_settings(**production, **unneeded, smtp_host="", public_base_url="http://x")
