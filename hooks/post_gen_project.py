@@ -113,7 +113,7 @@ FEATURES: tuple[Feature, ...] = (
         when={"tasks": ("taskiq",), "database": ("sqlite", "postgresql")},
         paths=(
             "src/{slug}/items/tasks.py",
-            "migrations/versions/20260102_0002_items_archived_at.py",
+            "migrations/versions/20260103_0003_items_archived_at.py",
         ),
     ),
     Feature(

@@ -174,7 +174,7 @@ TASK_PATHS = (
     "tests/test_tasks.py",
     "tests/task_support.py",
     "src/{slug}/items/tasks.py",
-    "migrations/versions/20260102_0002_items_archived_at.py",
+    "migrations/versions/20260103_0003_items_archived_at.py",
     "src/{slug}/auth/tasks.py",
 )
 TASK_K8S_PATHS = ("deploy/k8s/worker.yaml", "deploy/k8s/scheduler.yaml")

@@ -1,8 +1,8 @@
 """items: archived_at, set by the archive_item task
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-01-02 00:00:00
+Revision ID: 0003
+Revises: {{ "0002" if cookiecutter.auth == "jwt" else "0001" }}
+Create Date: 2026-01-03 00:00:00
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003"
+# After the account mail migration where it exists (auth=jwt).
+down_revision: str | None = "{{ "0002" if cookiecutter.auth == "jwt" else "0001" }}"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
