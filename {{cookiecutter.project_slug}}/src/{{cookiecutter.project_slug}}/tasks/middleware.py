@@ -17,7 +17,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context as TraceContext
 from opentelemetry.propagate import extract, inject
-from opentelemetry.sdk.trace import TracerProvider
 {%- endif %}
 {%- if cookiecutter.metrics %}
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -54,7 +53,7 @@ class TaskContextMiddleware(TaskiqMiddleware):
             bound["request_id"] = request_id
         structlog.contextvars.bind_contextvars(**bound)
 {%- if cookiecutter.tracing %}
-        provider: TracerProvider = self.broker.state.app.state.tracer_provider
+        provider: trace.TracerProvider = self.broker.state.app.state.tracer_provider
         span = provider.get_tracer(__name__).start_span(
             f"task {message.task_name}",
             context=extract(message.labels),
