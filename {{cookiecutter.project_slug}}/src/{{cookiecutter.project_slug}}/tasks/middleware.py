@@ -53,15 +53,19 @@ class TaskContextMiddleware(TaskiqMiddleware):
             bound["request_id"] = request_id
         structlog.contextvars.bind_contextvars(**bound)
 {%- if cookiecutter.tracing %}
-        provider: trace.TracerProvider = self.broker.state.app.state.tracer_provider
-        span = provider.get_tracer(__name__).start_span(
-            f"task {message.task_name}",
-            context=extract(message.labels),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "redis", "messaging.message.id": message.task_id},
+        # Set by tracing.py when spans have somewhere to go (an OTLP endpoint); else none.
+        provider: trace.TracerProvider | None = getattr(
+            self.broker.state.app.state, "tracer_provider", None
         )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        _span.set((span, token))
+        if provider is not None:
+            span = provider.get_tracer(__name__).start_span(
+                f"task {message.task_name}",
+                context=extract(message.labels),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"messaging.system": "redis", "messaging.message.id": message.task_id},
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+            _span.set((span, token))
 {%- endif %}
         _started_at.set(time.perf_counter())
         logger.info("task_started")
@@ -74,12 +78,13 @@ class TaskContextMiddleware(TaskiqMiddleware):
         else:
             logger.info("task_succeeded", duration_ms=duration_ms)
 {%- if cookiecutter.tracing %}
-        span, token = _span.get()
-        if result.is_err and result.error is not None:
-            span.record_exception(result.error)
-            span.set_status(trace.StatusCode.ERROR, type(result.error).__name__)
-        span.end()
-        otel_context.detach(token)
+        if (traced := _span.get(None)) is not None:
+            span, token = traced
+            if result.is_err and result.error is not None:
+                span.record_exception(result.error)
+                span.set_status(trace.StatusCode.ERROR, type(result.error).__name__)
+            span.end()
+            otel_context.detach(token)
 {%- endif %}
 {%- if cookiecutter.metrics %}
 
