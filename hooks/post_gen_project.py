@@ -105,6 +105,21 @@ FEATURES: tuple[Feature, ...] = (
             "tests/test_redis.py",
         ),
     ),
+    Feature(
+        when={"tasks": ("taskiq",)},
+        paths=("src/{slug}/tasks", "tests/test_tasks.py", "tests/task_support.py"),
+    ),
+    Feature(
+        when={"tasks": ("taskiq",), "database": ("sqlite", "postgresql")},
+        paths=(
+            "src/{slug}/items/tasks.py",
+            "migrations/versions/20260103_0003_items_archived_at.py",
+        ),
+    ),
+    Feature(
+        when={"tasks": ("taskiq",), "auth": ("jwt",)},
+        paths=("src/{slug}/auth/tasks.py",),
+    ),
     # `kubernetes` is in every condition below: with it off, the whole folder goes.
     Feature(
         when={"kubernetes": (True,)},
@@ -122,6 +137,10 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         when={"kubernetes": (True,), "database": ("sqlite",)},
         paths=("deploy/k8s/pvc.yaml",),
+    ),
+    Feature(
+        when={"kubernetes": (True,), "tasks": ("taskiq",)},
+        paths=("deploy/k8s/worker.yaml", "deploy/k8s/scheduler.yaml"),
     ),
 )
 
@@ -197,6 +216,8 @@ def next_steps(context: dict[str, Any]) -> str:
         "uv run pre-commit install",
         "make dev                # http://127.0.0.1:8000/docs",
     ]
+    if context["tasks"] != "none":
+        steps.append("make worker             # and `make scheduler`: background tasks")
     return "\n".join(f"  {step}" for step in steps)
 
 

@@ -106,6 +106,9 @@ def validate(context: dict[str, Any]) -> list[str]:
             "Choose database=sqlite or postgresql, or auth=oidc."
         )
 
+    if context.get("tasks", "none") != "none" and not context.get("redis"):
+        errors.append("tasks: the task queue needs Redis. Choose redis=true.")
+
     for field in FREE_TEXT_FIELDS:
         if problem := free_text_problem(str(context.get(field, ""))):
             errors.append(f"{field}: {problem}")

@@ -45,6 +45,7 @@ def generate(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
         (["project_name=", "project_slug=billing"], "project_name"),
         (["author_email=nope"], "author_email"),
         (["kubernetes=true", "docker=false"], "kubernetes"),
+        (["tasks=taskiq", "redis=false"], "tasks"),
         (['project_name=The "Best" API', "project_slug=best_api"], "project_name"),
         (["description=C:\\services"], "description"),
         (["author_name=Ada\nLovelace"], "author_name"),
@@ -66,6 +67,15 @@ def test_built_in_users_without_a_database_get_the_documented_message(tmp_path: 
     assert (
         "ERROR: auth: built-in users need a database. "
         "Choose database=sqlite or postgresql, or auth=oidc."
+    ) in result.stderr.splitlines()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_task_queue_without_redis_gets_the_documented_message(tmp_path: Path) -> None:
+    result = generate(tmp_path, "tasks=taskiq", "redis=false")
+    assert result.returncode != 0
+    assert (
+        "ERROR: tasks: the task queue needs Redis. Choose redis=true."
     ) in result.stderr.splitlines()
     assert list(tmp_path.iterdir()) == []
 

@@ -169,6 +169,15 @@ FEATURE_MODULES = {
     "sentry": ("src/{slug}/sentry.py", "tests/test_sentry.py"),
     "redis": ("src/{slug}/redis.py", "tests/redis_support.py", "tests/test_redis.py"),
 }
+TASK_PATHS = (
+    "src/{slug}/tasks/worker.py",
+    "tests/test_tasks.py",
+    "tests/task_support.py",
+    "src/{slug}/items/tasks.py",
+    "migrations/versions/20260103_0003_items_archived_at.py",
+    "src/{slug}/auth/tasks.py",
+)
+TASK_K8S_PATHS = ("deploy/k8s/worker.yaml", "deploy/k8s/scheduler.yaml")
 EXPECTED_PATHS: dict[Condition, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # condition: (must exist, must not exist)
     (("database", "sqlite"),): (DB_PATHS, ("tests/test_database_outage.py",)),
@@ -198,6 +207,16 @@ EXPECTED_PATHS: dict[Condition, tuple[tuple[str, ...], tuple[str, ...]]] = {
     (("ci", "none"),): ((), (".github", ".gitlab-ci.yml")),
     **{((option, True),): (paths, ()) for option, paths in FEATURE_MODULES.items()},
     **{((option, False),): ((), paths) for option, paths in FEATURE_MODULES.items()},
+    (("tasks", "none"),): ((), TASK_PATHS),
+    (("tasks", "taskiq"),): (TASK_PATHS[:3], ()),
+    (("tasks", "taskiq"), ("database", "none")): ((), TASK_PATHS[3:5]),
+    (("tasks", "taskiq"), ("database", "sqlite")): (TASK_PATHS[3:5], ()),
+    (("tasks", "taskiq"), ("database", "postgresql")): (TASK_PATHS[3:5], ()),
+    (("tasks", "taskiq"), ("auth", "jwt")): (TASK_PATHS[5:], ()),
+    (("tasks", "taskiq"), ("auth", "none")): ((), TASK_PATHS[5:]),
+    (("tasks", "taskiq"), ("auth", "oidc")): ((), TASK_PATHS[5:]),
+    (("tasks", "taskiq"), ("kubernetes", True)): (TASK_K8S_PATHS, ()),
+    (("tasks", "none"), ("kubernetes", True)): ((), TASK_K8S_PATHS),
     (("kubernetes", False),): ((), ("deploy",)),
     (("kubernetes", True),): (K8S_PATHS, ()),
     (("kubernetes", True), ("database", "postgresql")): (
@@ -448,6 +467,54 @@ def production_server(
     pytest.fail(f"no free port in five attempts:\n{log.read_text()[-4000:]}")
 
 
+@contextmanager
+def production_worker(
+    project: Baked, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`make worker`'s command without `uv run` (what the worker container runs); killed if
+    still running after."""
+    [line] = makefile_recipes(project.path / "Makefile")["worker"]
+    command = [
+        word.replace("$(SLUG)", project.variant.context["project_slug"]) for word in line.split()
+    ]
+    assert command[:2] == ["uv", "run"], line
+    ports = {"WORKER_METRICS_PORT": str(free_port())} if project.variant.context["metrics"] else {}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(project.path / ".venv" / "bin" / command[2]), *command[3:]],
+            cwd=project.path,
+            env=tool_env(**env, **ports, HOST="127.0.0.1", PYTHONUNBUFFERED="1"),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for_event(log: Path, event: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if f'"event": "{event}"' in log.read_text():
+            return
+        if process.poll() is not None:
+            pytest.fail(f"exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        time.sleep(0.1)
+    pytest.fail(f"no {event} line in 60 s:\n{log.read_text()[-4000:]}")
+
+
+def delete_keys(project: Baked, prefix: str) -> None:
+    """Delete the keys under `prefix` on the local Redis (with the project's own client)."""
+    code = (
+        "import sys, redis; r = redis.Redis(); "
+        "keys = list(r.scan_iter(match=sys.argv[1] + '*')); keys and r.delete(*keys)"
+    )
+    run([str(project.path / ".venv" / "bin" / "python"), "-c", code, prefix], cwd=project.path)
+
+
 def log_records(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()]  # JSON, every line
 
@@ -500,6 +567,7 @@ def test_production_process_serves_and_stops_cleanly(
     project = bake(variant)
     context = variant.context
     log = tmp_path / "server.log"
+    worker_log = tmp_path / "worker.log"
 
     with (
         fresh_database(variant, tmp_path) if context["database"] != "none" else _none() as url,
@@ -520,7 +588,13 @@ def test_production_process_serves_and_stops_cleanly(
                 cwd=project.path,
                 **env,
             )
-        with production_server(project, env, log) as (process, port):
+        tasks = context["tasks"] != "none"
+        if tasks:  # a queue of this test's own, its keys deleted afterwards
+            env["REDIS_KEY_PREFIX"] = f"harness-{uuid.uuid4().hex}:"
+        with (
+            production_worker(project, env, worker_log) if tasks else _none() as worker,
+            production_server(project, env, log) as (process, port),
+        ):
             # The README's load test, against the real server (briefly; on liveness, which
             # the metrics and the access log leave out).
             url_arg, args = f"url=http://127.0.0.1:{port}{LIVE_PATH}", "args=--duration 0.3"
@@ -534,6 +608,15 @@ def test_production_process_serves_and_stops_cleanly(
                 response = finish(connection, body)
                 assert response.startswith("HTTP/1.1 201"), response[:300]
             assert process.wait(timeout=10) == 0
+            if worker:
+                # The worker, started with the production command, stops cleanly too.
+                wait_for_event(worker_log, "worker_started", worker)
+                worker.send_signal(signal.SIGTERM)
+                assert worker.wait(timeout=10) == 0, worker_log.read_text()[-4000:]
+        if tasks:
+            delete_keys(project, env["REDIS_KEY_PREFIX"])
+            events = [record["event"] for record in log_records(worker_log)]
+            assert {"worker_started", "stopping", "worker_stopped"} <= set(events), events
         if url:
             # The answer was 201: the item posted while draining was committed.
             assert "sent during shutdown" in stored_item_names(url, tmp_path)
@@ -1016,18 +1099,27 @@ def test_kubernetes_pods_are_locked_down_probed_and_drained(
 ) -> None:
     project = bake(variant)
     objects = kubernetes_objects(project.path / "deploy" / "k8s")
-    [deployment] = objects["Deployment"]
+    deployments = {
+        document["metadata"]["labels"]["app.kubernetes.io/component"]: document
+        for document in objects["Deployment"]
+    }
+    tasks = variant.context["tasks"] != "none"
+    assert set(deployments) == ({"api", "worker", "scheduler"} if tasks else {"api"})
+    deployment = deployments["api"]
     [config] = objects["ConfigMap"]
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 10001
-    for container in pod.get("initContainers", []) + pod["containers"]:
-        security = container["securityContext"]
-        assert security["readOnlyRootFilesystem"] is True, container["name"]
-        assert security["allowPrivilegeEscalation"] is False, container["name"]
-        assert security["capabilities"]["drop"] == ["ALL"], container["name"]
-        assert {"cpu", "memory"} <= container["resources"]["requests"].keys(), container["name"]
-        assert "memory" in container["resources"]["limits"], container["name"]
+    for each in deployments.values():
+        pod_spec = each["spec"]["template"]["spec"]
+        assert pod_spec["securityContext"]["runAsNonRoot"] is True
+        assert pod_spec["securityContext"]["runAsUser"] == 10001
+        for container in pod_spec.get("initContainers", []) + pod_spec["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, container["name"]
+            assert security["allowPrivilegeEscalation"] is False, container["name"]
+            assert security["capabilities"]["drop"] == ["ALL"], container["name"]
+            requests = container["resources"]["requests"]
+            assert {"cpu", "memory"} <= requests.keys(), container["name"]
+            assert "memory" in container["resources"]["limits"], container["name"]
 
     [app] = [container for container in pod["containers"] if container["name"] == "app"]
     ports = {port["name"]: port["containerPort"] for port in app["ports"]}
@@ -1060,6 +1152,18 @@ def test_kubernetes_pods_are_locked_down_probed_and_drained(
         assert command[0] == "sleep", command
         pause = int(command[1])
     assert pod["terminationGracePeriodSeconds"] > pause + drain
+    if tasks:
+        # The worker drains running tasks for the same time; its probes read its heartbeat.
+        worker_pod = deployments["worker"]["spec"]["template"]["spec"]
+        assert worker_pod["terminationGracePeriodSeconds"] > drain
+        [worker] = worker_pod["containers"]
+        heartbeat = f"/tmp/{variant.context['project_slug']}-worker.alive"  # noqa: S108 - the pod's emptyDir
+        for probe in ("startupProbe", "livenessProbe"):
+            assert heartbeat in " ".join(worker[probe]["exec"]["command"]), probe
+        # Two schedulers would send every periodic task twice.
+        scheduler = deployments["scheduler"]["spec"]
+        assert scheduler["replicas"] == 1
+        assert scheduler["strategy"]["type"] == "Recreate"
 
 
 def k8s_document(directory: Path, name: str) -> dict[str, Any]:

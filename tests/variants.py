@@ -39,6 +39,7 @@ EVERYTHING_ON: dict[str, Any] = {
     "sentry": True,
     "kubernetes": True,
     "redis": True,
+    "tasks": "taskiq",
 }
 
 

@@ -1,6 +1,7 @@
 """Command line: `{{ cookiecutter.project_slug }} serve` runs the production server, `{{ cookiecutter.project_slug }} dev` the
 development one{% if cookiecutter.auth == "jwt" %};
-`{{ cookiecutter.project_slug }} create-superuser --email ...` creates the first administrator{% endif %}."""
+`{{ cookiecutter.project_slug }} create-superuser --email ...` creates the first administrator{% endif %}{% if cookiecutter.tasks != "none" %};
+`{{ cookiecutter.project_slug }} worker` runs background tasks, `{{ cookiecutter.project_slug }} scheduler` sends the periodic ones{% endif %}."""
 
 from __future__ import annotations
 
@@ -226,11 +227,23 @@ def main(argv: list[str] | None = None) -> int:
 {%- if cookiecutter.database == "postgresql" %}
     commands.add_parser("create-database", help="create the database DATABASE_URL names")
 {%- endif %}
+{%- if cookiecutter.tasks != "none" %}
+    commands.add_parser("worker", help="run background tasks until SIGTERM")
+    commands.add_parser("scheduler", help="send the periodic tasks at their times (run one)")
+{%- endif %}
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
     if args.command == "dev":
         return dev()
+{%- if cookiecutter.tasks != "none" %}
+    if args.command in {"worker", "scheduler"}:
+        # Imported here: the worker imports the application, which `serve` must not do
+        # before it has prepared the metrics directory.
+        from {{ cookiecutter.project_slug }}.tasks.worker import run_scheduler, run_worker  # noqa: PLC0415
+
+        return run_worker() if args.command == "worker" else run_scheduler()
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
     if args.command == "create-superuser":
         return create_superuser(args.email)

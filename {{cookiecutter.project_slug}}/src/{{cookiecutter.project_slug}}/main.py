@@ -47,6 +47,9 @@ from {{ cookiecutter.project_slug }}.redis import install_redis_error_handlers, 
 from {{ cookiecutter.project_slug }}.sentry import init_sentry
 {%- endif %}
 from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
+{%- if cookiecutter.tasks != "none" %}
+from {{ cookiecutter.project_slug }}.tasks.broker import tasks_lifespan
+{%- endif %}
 {%- if cookiecutter.tracing %}
 from {{ cookiecutter.project_slug }}.tracing import install_tracing, tracing_lifespan
 {%- endif %}
@@ -57,7 +60,7 @@ from {{ cookiecutter.project_slug }}.users.router import router as users_router
 # A feature's setup and teardown: opened at startup, closed at shutdown, in reverse order.
 FeatureLifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
 
-{%- if cookiecutter.database != "none" or cookiecutter.tracing or cookiecutter.auth != "none" or cookiecutter.redis %}
+{%- if cookiecutter.database != "none" or cookiecutter.tracing or cookiecutter.auth != "none" or cookiecutter.redis or cookiecutter.tasks != "none" %}
 FEATURES: list[FeatureLifespan] = [
 {%- if cookiecutter.database != "none" %}
     database_lifespan,
@@ -73,6 +76,9 @@ FEATURES: list[FeatureLifespan] = [
 {%- endif %}
 {%- if cookiecutter.tracing %}
     tracing_lifespan,
+{%- endif %}
+{%- if cookiecutter.tasks != "none" %}
+    tasks_lifespan,
 {%- endif %}
 ]
 {%- else %}

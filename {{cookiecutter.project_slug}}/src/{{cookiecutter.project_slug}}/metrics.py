@@ -140,11 +140,21 @@ def metrics_server(host: str, port: int) -> Iterator[None]:
     """
     registry = CollectorRegistry()
     registry.register(WorkersCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    with serve_registry(host, port, registry):
+        yield
+
+
+@contextmanager
+def serve_registry(
+    host: str, port: int, registry: CollectorRegistry, setting: str = "METRICS_PORT"
+) -> Iterator[None]:
+    """Serve `registry` on host:port (every path) while the block runs; `setting` names the
+    port in the error that says it is taken."""
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         raise SystemExit(
-            f"Cannot serve metrics on {host}:{port} (METRICS_PORT): {exc.strerror}"
+            f"Cannot serve metrics on {host}:{port} ({setting}): {exc.strerror}"
         ) from None
     try:
         yield

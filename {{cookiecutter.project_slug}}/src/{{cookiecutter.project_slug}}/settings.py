@@ -91,6 +91,24 @@ class Settings(BaseSettings):
     # Prometheus metrics, served by `serve` on their own port (on HOST), never on PORT.
     metrics_port: int = Field(default=9100, ge=1, le=65535)
 {%- endif %}
+{%- if cookiecutter.tasks == "taskiq" %}
+
+    # Background tasks (`{{ cookiecutter.project_slug }} worker`, `{{ cookiecutter.project_slug }} scheduler`): the queue is the stream
+    # `<REDIS_KEY_PREFIX>tasks`, read by the consumer group `<REDIS_KEY_PREFIX>workers`.
+    # Tasks one worker process runs at the same time.
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    # Runs of a task that fails transiently (the database unavailable), the first included;
+    # the wait before a retry grows by TASK_RETRY_DELAY_SECONDS each time (up to 60 s).
+    task_max_attempts: int = Field(default=5, ge=1, le=100)
+    task_retry_delay_seconds: float = Field(default=1.0, ge=0, le=60)
+    # A task a worker took but did not acknowledge for this long (the worker died) is given
+    # to another worker. Keep it above your longest task, or that task runs twice.
+    task_redelivery_seconds: float = Field(default=600, gt=0)
+{%- if cookiecutter.metrics %}
+    # The worker's Prometheus metrics, on their own port (on HOST).
+    worker_metrics_port: int = Field(default=9101, ge=1, le=65535)
+{%- endif %}
+{%- endif %}
 {%- if cookiecutter.sentry %}
 
     # Error reporting; empty disables it.

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import uuid
+{%- if cookiecutter.tasks != "none" %}
+from datetime import datetime
+{%- endif %}
 
 from sqlalchemy import {% if cookiecutter.auth == "jwt" %}ForeignKey, {% endif %}String{% if cookiecutter.auth != "none" %}, UniqueConstraint{% endif %}
 from sqlalchemy.orm import Mapped, mapped_column
@@ -8,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 {% if cookiecutter.auth == "oidc" -%}
 from {{ cookiecutter.project_slug }}.auth.oidc import SUBJECT_MAX_LENGTH
 {% endif -%}
-from {{ cookiecutter.project_slug }}.db import Base, TimestampMixin
+from {{ cookiecutter.project_slug }}.db import Base, TimestampMixin{% if cookiecutter.tasks != "none" %}, UTCDateTime{% endif %}
 
 NAME_MAX_LENGTH = 100
 DESCRIPTION_MAX_LENGTH = 1000
@@ -35,3 +38,7 @@ class Item(TimestampMixin, Base):
 {%- endif %}
     name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH){% if cookiecutter.auth == "none" %}, unique=True{% endif %})
     description: Mapped[str | None] = mapped_column(String(DESCRIPTION_MAX_LENGTH))
+{%- if cookiecutter.tasks != "none" %}
+    # Set by the `archive_item` task (items/tasks.py), once.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+{%- endif %}

@@ -15,12 +15,18 @@ from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal, 
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.errors import problems
 from {{ cookiecutter.project_slug }}.items import service
-from {{ cookiecutter.project_slug }}.items.schemas import {% if cookiecutter.redis and cookiecutter.auth != "none" %}CachedItem, {% endif %}ItemCreate, ItemPage, ItemRead, ItemUpdate
+from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemPage, ItemRead, ItemUpdate
+{%- if cookiecutter.tasks != "none" %}
+from {{ cookiecutter.project_slug }}.items.tasks import archive_item as archive_item_task
+{%- endif %}
 {%- if cookiecutter.redis %}
 from {{ cookiecutter.project_slug }}.redis import RedisDep
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX, Settings
 {%- else %}
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
+{%- endif %}
+{%- if cookiecutter.tasks != "none" %}
+from {{ cookiecutter.project_slug }}.tasks.broker import enqueue_after_commit
 {%- endif %}
 
 # Every operation uses the database (503 while it is down){% if cookiecutter.auth == "jwt" %} and needs a signed-in
@@ -57,8 +63,7 @@ Caller = Annotated[service.Caller, Depends(caller)]
 
 def item_cache(request: Request, store: RedisDep) -> service.ItemCache:
     settings: Settings = request.app.state.settings
-    model = {{ "CachedItem" if cookiecutter.auth != "none" else "ItemRead" }}
-    return service.ItemCache(store, "items", model, settings.cache_ttl_seconds)
+    return service.item_cache(store, settings)
 
 
 ItemCache = Annotated[service.ItemCache, Depends(item_cache)]
@@ -138,3 +143,21 @@ async def delete_item(
 async def delete_item(item_id: uuid.UUID, session: SessionDep{{ cache_param }}{{ caller_param }}) -> None:
 {%- endif %}
     await service.delete_item(session, {{ cache_arg }}{{ caller_arg }}item_id)
+{%- if cookiecutter.tasks != "none" %}
+
+
+# 202: the item is archived by a worker (items/tasks.py), once this request has committed;
+# asking again is harmless. 503 also while Redis (the queue) is unavailable.
+@router.post(
+    "/{item_id}/archive",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(404),
+{%- if cookiecutter.auth == "oidc" %}
+    dependencies=WRITES,
+{%- endif %}
+)
+async def archive_item(item_id: uuid.UUID, session: SessionDep{{ caller_param }}) -> ItemRead:
+    item = await service.get_item(session, {{ caller_arg }}item_id)
+    enqueue_after_commit(session, archive_item_task, item.id)
+    return ItemRead.model_validate(item)
+{%- endif %}

@@ -54,6 +54,9 @@ class ItemRead(BaseModel):
     description: str | None
     created_at: datetime
     updated_at: datetime
+{%- if cookiecutter.tasks != "none" %}
+    archived_at: datetime | None
+{%- endif %}
 {%- if cookiecutter.redis and cookiecutter.auth != "none" %}
 
 

@@ -11,17 +11,23 @@ import uuid
 from dataclasses import dataclass
 {%- endif %}
 
-from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}select
+from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}select{% if cookiecutter.tasks != "none" %}, update{% endif %}
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.db import {% if cookiecutter.redis %}after_commit, {% endif %}fetch_page, flush_or_conflict
+from {{ cookiecutter.project_slug }}.db import {% if cookiecutter.redis %}after_commit, {% endif %}fetch_page, flush_or_conflict{% if cookiecutter.tasks != "none" %}, utcnow{% endif %}
 from {{ cookiecutter.project_slug }}.errors import NotFoundError
 from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
 {%- if cookiecutter.redis %}
 from {{ cookiecutter.project_slug }}.items.schemas import {% if cookiecutter.auth != "none" %}CachedItem, {% endif %}ItemCreate, ItemRead, ItemUpdate
-from {{ cookiecutter.project_slug }}.redis import Cache
+from {{ cookiecutter.project_slug }}.redis import Cache, RedisStore
+from {{ cookiecutter.project_slug }}.settings import Settings
 
 ItemCache = Cache[{{ "CachedItem" if cookiecutter.auth != "none" else "ItemRead" }}]
+
+
+def item_cache(store: RedisStore, settings: Settings) -> ItemCache:
+    model = {{ "CachedItem" if cookiecutter.auth != "none" else "ItemRead" }}
+    return ItemCache(store, "items", model, settings.cache_ttl_seconds)
 {%- else %}
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
 {%- endif %}
@@ -162,4 +168,21 @@ async def delete_item(session: AsyncSession, {{ cache_param }}{{ caller_param }}
     await flush_or_conflict(session, f"Item {item_id} is still referenced by other data.")
 {%- if cookiecutter.redis %}
     await _forget(session, cache, item_id)
+{%- endif %}
+{%- if cookiecutter.tasks != "none" %}
+
+
+async def archive_item(session: AsyncSession, cache: ItemCache, item_id: uuid.UUID) -> bool:
+    """Mark the item archived, unless it is already (or gone): True when this call did.
+    One conditional statement, so two runs at once still archive it once."""
+    archived = await session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.archived_at.is_(None))
+        .values(archived_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not archived.rowcount:  # type: ignore[attr-defined]
+        return False
+    await _forget(session, cache, item_id)
+    return True
 {%- endif %}
