@@ -18,7 +18,11 @@ import pytest
 from fastapi import FastAPI
 
 from {{ cookiecutter.project_slug }}.auth import passwords, service
-from {{ cookiecutter.project_slug }}.auth.dependencies import login_limiter, registration_limiter
+from {{ cookiecutter.project_slug }}.auth.dependencies import (
+    limiter_factory,
+    login_limiter,
+    registration_limiter,
+)
 from {{ cookiecutter.project_slug }}.auth.passwords import HashingQueue, dummy_hash, hashing_queue
 from {{ cookiecutter.project_slug }}.auth.rate_limit import {{ "RedisFailureLimiter" if cookiecutter.redis else "InMemoryFailureLimiter" }}
 from {{ cookiecutter.project_slug }}.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
@@ -209,13 +213,8 @@ async def test_failed_logins_are_limited_per_account_and_address(app: FastAPI, u
 def use_limits(app: FastAPI, settings: Settings, **limits: int) -> None:
     """Small limits, so that a test reaches them in a few (argon2-slow) attempts."""
     changed = settings.model_copy(update=limits)
-{%- if cookiecutter.redis %}
-    app.state.login_limiter = login_limiter(changed, app.state.redis)
-    app.state.registration_limiter = registration_limiter(changed, app.state.redis)
-{%- else %}
-    app.state.login_limiter = login_limiter(changed)
-    app.state.registration_limiter = registration_limiter(changed)
-{%- endif %}
+    app.state.login_limiter = login_limiter(changed, limiter_factory(app))
+    app.state.registration_limiter = registration_limiter(changed, limiter_factory(app))
 
 
 async def test_one_address_cannot_spray_a_password_over_many_accounts(

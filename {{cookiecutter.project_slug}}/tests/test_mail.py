@@ -21,7 +21,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.project_slug }}.accounts.models import AccountToken
-from {{ cookiecutter.project_slug }}.auth.dependencies import mail_limiters
+from {{ cookiecutter.project_slug }}.auth.dependencies import limiter_factory, mail_limiters
 from {{ cookiecutter.project_slug }}.mail import outbox
 from {{ cookiecutter.project_slug }}.mail.render import render
 from {{ cookiecutter.project_slug }}.mail.senders import LogSender, Message
@@ -306,7 +306,8 @@ async def test_mail_requests_are_limited_per_address_and_per_account(
     app: FastAPI, settings: Settings, user: User, inbox: Inbox
 ) -> None:
     limits = {"mail_requests_max_per_address": 4, "mail_requests_max_per_account": 2}
-    app.state.mail_limiters = mail_limiters(settings.model_copy(update=limits){% if cookiecutter.redis %}, app.state.redis{% endif %})
+    small = settings.model_copy(update=limits)
+    app.state.mail_limiters = mail_limiters(small, limiter_factory(app))
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as flood:
         for _ in range(4):

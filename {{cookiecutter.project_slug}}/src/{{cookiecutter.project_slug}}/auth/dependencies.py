@@ -3,8 +3,10 @@
 the login and registration limiters, and the lifespan that creates them."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
+{% if cookiecutter.redis %}
+import functools
+{%- endif %}
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -90,68 +92,49 @@ Superuser = Annotated[User, Depends(current_superuser)]
 @asynccontextmanager
 async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     await to_thread.run_sync(dummy_hash)  # made now, off the loop, not by the first login
-{%- if cookiecutter.redis %}
-    store: RedisStore = app.state.redis  # opened by redis_lifespan, listed before this one
-    app.state.login_limiter = login_limiter(settings, store)
-    app.state.registration_limiter = registration_limiter(settings, store)
-{%- else %}
-    app.state.login_limiter = login_limiter(settings)
-    app.state.registration_limiter = registration_limiter(settings)
-{%- endif %}
-    app.state.mail_limiters = mail_limiters(settings{% if cookiecutter.redis %}, store{% endif %})
+    new_limiter = limiter_factory(app)
+    app.state.login_limiter = login_limiter(settings, new_limiter)
+    app.state.registration_limiter = registration_limiter(settings, new_limiter)
+    app.state.mail_limiters = mail_limiters(settings, new_limiter)
     yield
+
+
+# Makes one limiter from (max_failures, window_seconds).
+NewLimiter = Callable[[int, float], FailureLimiter]
+
+
+def limiter_factory(app: FastAPI) -> NewLimiter:
 {%- if cookiecutter.redis %}
-
-
-def login_limiter(settings: Settings, store: RedisStore) -> LoginLimiter:
-    """Counted in Redis: shared by every worker and replica."""
-    window = settings.login_window_seconds
-    return LoginLimiter(
-        per_account_and_address=RedisFailureLimiter(store, settings.login_max_failures, window),
-        per_address=RedisFailureLimiter(store, settings.login_max_failures_per_address, window),
-        per_account=RedisFailureLimiter(store, settings.login_max_failures_per_account, window),
-    )
-
-
-def registration_limiter(settings: Settings, store: RedisStore) -> FailureLimiter:
-    return RedisFailureLimiter(
-        store, settings.registration_max_per_address, settings.registration_window_seconds
-    )
-
-
-def mail_limiters(settings: Settings, store: RedisStore) -> MailLimiters:
-    """Password reset and verification mail requests (accounts/service.py)."""
-    window = settings.mail_request_window_seconds
-    return MailLimiters(
-        per_address=RedisFailureLimiter(store, settings.mail_requests_max_per_address, window),
-        per_account=RedisFailureLimiter(store, settings.mail_requests_max_per_account, window),
-    )
+    """Limiters counted in Redis: shared by every worker and replica."""
+    store: RedisStore = app.state.redis  # opened by redis_lifespan, listed before auth
+    return functools.partial(RedisFailureLimiter, store)
 {%- else %}
+    """Limiters counted in this process's memory (`redis=true` shares them)."""
+    del app  # nothing to share: each process counts for itself
+    return InMemoryFailureLimiter
+{%- endif %}
 
 
-def login_limiter(settings: Settings) -> LoginLimiter:
+def login_limiter(settings: Settings, new_limiter: NewLimiter) -> LoginLimiter:
     window = settings.login_window_seconds
     return LoginLimiter(
-        per_account_and_address=InMemoryFailureLimiter(settings.login_max_failures, window),
-        per_address=InMemoryFailureLimiter(settings.login_max_failures_per_address, window),
-        per_account=InMemoryFailureLimiter(settings.login_max_failures_per_account, window),
+        per_account_and_address=new_limiter(settings.login_max_failures, window),
+        per_address=new_limiter(settings.login_max_failures_per_address, window),
+        per_account=new_limiter(settings.login_max_failures_per_account, window),
     )
 
 
-def registration_limiter(settings: Settings) -> FailureLimiter:
-    return InMemoryFailureLimiter(
-        settings.registration_max_per_address, settings.registration_window_seconds
-    )
+def registration_limiter(settings: Settings, new_limiter: NewLimiter) -> FailureLimiter:
+    return new_limiter(settings.registration_max_per_address, settings.registration_window_seconds)
 
 
-def mail_limiters(settings: Settings) -> MailLimiters:
+def mail_limiters(settings: Settings, new_limiter: NewLimiter) -> MailLimiters:
     """Password reset and verification mail requests (accounts/service.py)."""
     window = settings.mail_request_window_seconds
     return MailLimiters(
-        per_address=InMemoryFailureLimiter(settings.mail_requests_max_per_address, window),
-        per_account=InMemoryFailureLimiter(settings.mail_requests_max_per_account, window),
+        per_address=new_limiter(settings.mail_requests_max_per_address, window),
+        per_account=new_limiter(settings.mail_requests_max_per_account, window),
     )
-{%- endif %}
 {%- else -%}
 """What endpoints depend on: the verified caller (`CurrentPrincipal`), `require_scopes`,
 `require_scope_setting`, and the lifespan that creates the token verifier."""
