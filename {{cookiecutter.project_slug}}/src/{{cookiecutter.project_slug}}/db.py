@@ -295,8 +295,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 {%- endif %}
             raise
 {%- if cookiecutter.redis %}
-        for action in session.info.pop(AFTER_COMMIT, []):
-            await action()
+        await run_after_commit(session)
 
 
 # session.info key: what to run once the request's transaction has committed.
@@ -307,6 +306,13 @@ def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -
     """Run `action` once the request's transaction has committed (before the response is
     sent); never if it rolls back. For what must not see uncommitted rows."""
     session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    """Run what `after_commit` registered: for the owner of the session (a request, a task),
+    once its transaction has committed."""
+    for action in session.info.pop(AFTER_COMMIT, []):
+        await action()
 {%- endif %}
 
 

@@ -28,7 +28,7 @@ from taskiq.middlewares import SmartRetryMiddleware
 from taskiq_redis import RedisStreamBroker
 
 {% if cookiecutter.database != "none" -%}
-from {{ cookiecutter.project_slug }}.db import AFTER_COMMIT, after_commit
+from {{ cookiecutter.project_slug }}.db import after_commit, run_after_commit
 {% endif -%}
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.tasks.middleware import TaskContextMiddleware
@@ -159,8 +159,7 @@ async def task_session(context: Context) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         async with session.begin():
             yield session
-        for action in session.info.pop(AFTER_COMMIT, []):
-            await action()
+        await run_after_commit(session)
 
 
 def enqueue_after_commit[**P](
