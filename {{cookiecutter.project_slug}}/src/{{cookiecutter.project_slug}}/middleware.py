@@ -189,7 +189,6 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, hsts: str | None = None) -> None:
         self.app = app
-        self.hsts = hsts
         defaults = {
             "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY",
