@@ -1,7 +1,6 @@
 """Test helpers for the task queue: real worker processes on the real Redis, their logs,
-a worker inside the test's process (`in_process_worker`),
-{%- if cookiecutter.database != "none" %} a database held locked so that a task is
-caught in the middle,{% endif %} and waiting for the queue to be drained."""
+a worker inside the test's process (`in_process_worker`), waiting for the queue to be
+drained{% if cookiecutter.database != "none" %}, and a database held locked so that a task is caught in the middle{% endif %}."""
 
 from __future__ import annotations
 
@@ -120,8 +119,7 @@ class TaskProcess:
 @asynccontextmanager
 async def in_process_worker(app: FastAPI) -> AsyncIterator[None]:
     """A worker in the test's process, receiving from `app`'s broker (the real Redis stream)
-    until the block ends: its tasks see `app`'s state (settings, mail sender{% if cookiecutter.database != "none" %}, the test's
-    database transaction{% endif %}) and log through the test's log capture."""
+    until the block ends: its tasks see `app`'s state and log through the test's log capture."""
     stop = asyncio.Event()
     receiver = Receiver(app.state.broker, run_startup=False, max_async_tasks=4)
     listening = asyncio.create_task(receiver.listen(stop))
