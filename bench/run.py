@@ -3,7 +3,8 @@
     uv run python bench/run.py                 # about three minutes
     uv run python bench/run.py --rounds 7 --duration 10
 
-It bakes the template (database=postgresql, auth=jwt, metrics, tracing, Sentry), installs
+It bakes the template with every option that changes the service on (database=postgresql,
+auth=jwt, metrics, tracing, Sentry, Redis, taskiq tasks), installs
 it, creates a fresh PostgreSQL database and migrates it, and starts the service with its
 production command (`<slug> serve`, one worker, ENVIRONMENT=production, JSON access lines
 written to a file). Next to it, served by uvicorn the same way (one worker, uvloop and
@@ -18,7 +19,9 @@ steadier than req/s on a shared machine), p50, p99 and non-2xx answers; then the
 ratios (service / baseline) and whether the targets are met. Import time is the median of
 fresh interpreters importing `<slug>.main` versus `bare_import.py`.
 
-Needs a PostgreSQL server (DATABASE_ADMIN_URL, default postgres@127.0.0.1:5432, trust).
+Needs a PostgreSQL server (DATABASE_ADMIN_URL, default postgres@127.0.0.1:5432, trust) and a
+Redis server (BENCH_REDIS_URL, default 127.0.0.1:6379; its keys get a prefix of their own and
+are deleted afterwards).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ OPTIONS = {
     "metrics": True,
     "tracing": True,
     "sentry": True,
+    "redis": True,
+    "tasks": "taskiq",
     "docker": False,
     "ci": "none",
 }
@@ -147,6 +152,15 @@ def fresh_database(project: Path, env: dict[str, str], admin_url: str) -> Iterat
             "asyncio.run(main())\n"
         )
         subprocess.run([python, "-c", drop, admin_url], check=False)
+        # And the service's Redis keys (limiter counts, the task stream): all under its prefix.
+        forget = (
+            "import redis, sys\n"
+            "client = redis.Redis.from_url(sys.argv[1])\n"
+            "keys = list(client.scan_iter(match=sys.argv[2] + '*'))\n"
+            "if keys: client.delete(*keys)\n"
+        )
+        redis_args = [env["REDIS_URL"], env["REDIS_KEY_PREFIX"]]
+        subprocess.run([python, "-c", forget, *redis_args], check=False)
 
 
 def start(name: str, command: list[str], cwd: Path, env: dict[str, str], logs: Path) -> Server:
@@ -280,6 +294,11 @@ def main() -> int:
         ),
         help="a PostgreSQL maintenance database; a fresh database is created next to it",
     )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="the Redis the service uses (its keys get a prefix of their own)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="fastapi-bench-"))
@@ -305,6 +324,13 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
         "WEB_CONCURRENCY": "1",
         "ACCESS_TOKEN_MINUTES": "240",
         "TOKEN_AUDIENCE": SLUG,
+        "REDIS_URL": args.redis_url,
+        "REDIS_KEY_PREFIX": f"{database}:",
+        # Production needs a mail server to register users: a closed local port, so the
+        # two verification mails of the seeding fail at once (logged, never retried long).
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(free_port()),
+        "PUBLIC_BASE_URL": "https://bench.example.com",
     }
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "SENTRY_DSN"):
         env.pop(name, None)

@@ -39,6 +39,9 @@ from tests.support import TEST_SECRET_KEY
 
 AUTH = "/api/v1/auth"
 ME = "/api/v1/users/me"
+# One route behind each way of signing in: the user's row (current_user), and the two
+# columns that deciding access needs (current_account).
+SIGNED_IN = (ME, "/api/v1/items")
 NEW_PASSWORD = "a long enough passphrase"
 
 
@@ -460,7 +463,9 @@ async def test_an_inactive_user_cannot_refresh(
         await session.commit()
     body = {"refresh_token": pair["refresh_token"]}
     assert (await anonymous.post(f"{AUTH}/refresh", json=body)).status_code == 401
-    assert (await anonymous.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
+    for path in SIGNED_IN:
+        response = await anonymous.get(path, headers=bearer(pair["access_token"]))
+        assert response.status_code == 401, path
 
 
 # --- attacks: every one of these is a 401 ------------------------------------------------
@@ -497,10 +502,11 @@ async def test_forged_and_misused_access_tokens_are_refused(
     anonymous: httpx.AsyncClient, user: User
 ) -> None:
     pair = await tokens(anonymous, user.email)
-    assert (await anonymous.get(ME, headers=bearer(pair["access_token"]))).status_code == 200
-    for name, token in forged_tokens(user, pair).items():
-        response = await anonymous.get(ME, headers=bearer(token))
-        assert response.status_code == 401, name
+    for path in SIGNED_IN:
+        assert (await anonymous.get(path, headers=bearer(pair["access_token"]))).status_code == 200
+        for name, token in forged_tokens(user, pair).items():
+            response = await anonymous.get(path, headers=bearer(token))
+            assert response.status_code == 401, (path, name)
 
 
 # RFC 7519: `exp` and `iat` are NumericDates, JSON numbers. Anything else, and numbers that

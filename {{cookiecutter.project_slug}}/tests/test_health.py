@@ -14,7 +14,21 @@ from {{ cookiecutter.project_slug }}.health import add_readiness_check
 async def test_live_answers_ok(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/live")
     assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
     assert response.json()["status"] == "ok"
+
+
+async def test_live_answers_head_without_a_body(client: httpx.AsyncClient) -> None:
+    response = await client.head("/health/live")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert int(response.headers["content-length"]) == len(health.LIVE_BODY)
+
+
+async def test_live_refuses_other_methods(client: httpx.AsyncClient) -> None:
+    response = await client.post("/health/live")
+    assert response.status_code == 404  # answered by the edge for GET and HEAD only
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_ready_reports_every_check(client: httpx.AsyncClient) -> None:

@@ -10,9 +10,11 @@ from starlette.responses import PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.main import create_app
-from {{ cookiecutter.project_slug }}.middleware import RequestSizeLimitMiddleware, SecurityHeadersMiddleware
+from {{ cookiecutter.project_slug }}.middleware import EdgeMiddleware
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support import make_client
+
+MIB = 1024 * 1024  # MAX_REQUEST_BODY_BYTES's default
 
 
 async def test_request_id_is_generated_and_echoed(client: httpx.AsyncClient) -> None:
@@ -128,14 +130,12 @@ async def test_a_route_s_own_cache_control_is_kept() -> None:
         response = PlainTextResponse("public", headers={"Cache-Control": "max-age=60"})
         await response(scope, receive, send)
 
-    transport = httpx.ASGITransport(app=SecurityHeadersMiddleware(cacheable))
+    edge = EdgeMiddleware(cacheable, max_body_bytes=MIB, max_header_bytes=8192)
+    transport = httpx.ASGITransport(app=edge)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get("/anything")
     assert response.headers["cache-control"] == "max-age=60"
     assert "pragma" not in response.headers
-
-
-MIB = 1024 * 1024  # MAX_REQUEST_BODY_BYTES's default
 
 
 def add_echo_route(app: FastAPI) -> None:
@@ -226,9 +226,7 @@ async def test_a_streamed_body_is_refused_even_by_a_plain_asgi_app() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"read"})
 
-    limited = RequestSizeLimitMiddleware(
-        reads_everything, max_body_bytes=100, max_header_bytes=8000
-    )
+    limited = EdgeMiddleware(reads_everything, max_body_bytes=100, max_header_bytes=8000)
     transport = httpx.ASGITransport(app=limited)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         refused = await client.post("/", content=chunks(3, [], size=60))

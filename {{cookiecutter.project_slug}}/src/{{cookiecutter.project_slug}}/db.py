@@ -8,7 +8,7 @@ before the response is sent, so a failed commit is never reported as a success.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator{% if cookiecutter.redis %}, Awaitable, Callable{% endif %}
+from collections.abc import AsyncIterator{% if cookiecutter.redis %}, Awaitable, Callable{% endif %}, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import DateTime, MetaData, Select, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}func, select, text
+from sqlalchemy import DateTime, MetaData, Row, Select, {% if cookiecutter.database == 'sqlite' %}event, {% endif %}func, select, text
 from sqlalchemy.engine import Connection, Dialect{% if cookiecutter.database == "postgresql" %}, make_url{% endif %}
 from sqlalchemy.exc import (
     DBAPIError,
@@ -327,33 +327,41 @@ PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
-async def fetch_page[Row](
-    session: AsyncSession, query: Select[Row], *, limit: int, offset: int
-) -> tuple[list[Row], int]:
+async def fetch_page(
+    session: AsyncSession, query: Select[Any], *, limit: int, offset: int
+) -> tuple[Sequence[Row[Any]], int]:
     """One page of `query`'s rows (in the order it sets) and how many rows it has in all.
 
-    One statement: each row carries the total as a window count. Only a page past the end,
-    which has no row to carry it, costs a second one."""
+    One statement: each row carries the total as a window count (its last column, `total`).
+    Only a page past the end, which has no row to carry it, costs a second one."""
     result = await session.execute(
         query.add_columns(func.count().over().label("total")).limit(limit).offset(offset)
     )
     rows = result.all()
     if rows:
-        return [row[0] for row in rows], rows[0].total
+        return rows, rows[0].total
     if offset == 0:
         return [], 0
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     return [], total or 0
 
 
-async def flush_or_conflict(session: AsyncSession, conflict: str) -> None:
-    """Flush now, so that a unique constraint violated by the pending changes is a 409
-    (with `conflict` as its detail) here, not a failed commit later."""
+@asynccontextmanager
+async def conflict_as_409(session: AsyncSession, conflict: str) -> AsyncIterator[None]:
+    """A unique constraint violated in the block is a 409 with `conflict` as its detail
+    (and the transaction is rolled back), not a 500."""
     try:
-        await session.flush()
+        yield
     except IntegrityError:
         await session.rollback()
         raise ConflictError(conflict) from None
+
+
+async def flush_or_conflict(session: AsyncSession, conflict: str) -> None:
+    """Flush now, so that a unique constraint violated by the pending changes is a 409
+    (with `conflict` as its detail) here, not a failed commit later."""
+    async with conflict_as_409(session, conflict):
+        await session.flush()
 
 
 # Errors that mean "the database did not answer", as opposed to a bug in a query.

@@ -1,8 +1,10 @@
 """Health endpoints: liveness checks nothing external, readiness checks every dependency.
 
-Features register their readiness checks with `add_readiness_check` from their lifespan.
-Both endpoints stay out of the OpenAPI schema and the access log; `/api/v1/info`, the
-one documented route here, is tagged `service`.
+`GET /health/live` answers LIVE_BODY as soon as the process serves HTTP. It is answered by
+the edge middleware (middleware.py), before routing: probes hit it every few seconds and it
+needs nothing else. Features register their readiness checks with `add_readiness_check`
+from their lifespan. Both endpoints stay out of the OpenAPI schema and the access log;
+`/api/v1/info`, the one documented route here, is tagged `service`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from importlib.metadata import version
 from typing import Literal
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
 from {{ cookiecutter.project_slug }}.errors import ServiceUnavailableError
@@ -45,11 +47,6 @@ def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
 
 # Liveness checks nothing, so its answer never changes: serialised once, sent as is.
 LIVE_BODY = HealthStatus().model_dump_json().encode()
-
-
-@router.get(LIVE_PATH, include_in_schema=False)
-async def live() -> Response:
-    return Response(LIVE_BODY, media_type="application/json")
 
 
 @router.get(READY_PATH, include_in_schema=False)

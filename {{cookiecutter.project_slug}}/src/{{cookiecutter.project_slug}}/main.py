@@ -23,7 +23,6 @@ from {{ cookiecutter.project_slug }}.db import database_lifespan, install_databa
 {%- endif %}
 from {{ cookiecutter.project_slug }}.docs import OPENAPI_PATH, install_docs
 from {{ cookiecutter.project_slug }}.errors import document_problem_responses, install_error_handlers
-from {{ cookiecutter.project_slug }}.health import LIVE_PATH, READY_PATH
 from {{ cookiecutter.project_slug }}.health import router as health_router
 {%- if cookiecutter.database != "none" %}
 from {{ cookiecutter.project_slug }}.items.router import router as items_router
@@ -35,11 +34,7 @@ from {{ cookiecutter.project_slug }}.mail.senders import mail_lifespan
 {%- if cookiecutter.metrics %}
 from {{ cookiecutter.project_slug }}.metrics import install_metrics
 {%- endif %}
-from {{ cookiecutter.project_slug }}.middleware import (
-    RequestContextMiddleware,
-    RequestSizeLimitMiddleware,
-    SecurityHeadersMiddleware,
-)
+from {{ cookiecutter.project_slug }}.middleware import EdgeMiddleware
 {%- if cookiecutter.redis %}
 from {{ cookiecutter.project_slug }}.redis import install_redis_error_handlers, redis_lifespan
 {%- endif %}
@@ -135,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_redis_error_handlers(app)
 {%- endif %}
 
-    # Added innermost first: security headers wrap everything, even the 500 fallback.
+    # Added innermost first: the edge wraps everything, even the 500 fallback.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -146,14 +141,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.metrics %}
     install_metrics(app)
 {%- endif %}
-    # Wraps every route, inside the access log so that a 413 has its request id and line.
     app.add_middleware(
-        RequestSizeLimitMiddleware,
+        EdgeMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
         max_header_bytes=settings.max_request_header_bytes,
+        hsts=settings.hsts_header,
     )
-    app.add_middleware(RequestContextMiddleware, quiet_paths=(LIVE_PATH, READY_PATH))
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts_header)
 {%- if cookiecutter.tracing %}
     install_tracing(app, settings)  # outermost: the access line carries the trace id
 {%- endif %}

@@ -1,8 +1,10 @@
-"""Pure ASGI middleware: request id, access log, last-resort error handling, request body
-size limit, security headers.
+"""The edge: one pure ASGI layer that every request meets first.
 
-Pure ASGI (not BaseHTTPMiddleware) keeps throughput and lets the request id, bound in a
-context variable here, reach every log line written while the request is handled.
+It gives each request an id, refuses oversized headers (431) and bodies (413), answers the
+liveness probe, adds the security headers, writes one access line and turns a crash into a
+500 problem. One layer rather than one per concern: each layer costs a call and a wrapped
+`send` on every request. Pure ASGI (not BaseHTTPMiddleware) keeps throughput and lets the
+request id, bound in a context variable here, reach every log line of the request.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.errors import problem_response
+from {{ cookiecutter.project_slug }}.health import LIVE_BODY, LIVE_PATH, READY_PATH
 {%- if cookiecutter.sentry %}
 from {{ cookiecutter.project_slug }}.sentry import capture_exception
 {%- endif %}
@@ -25,76 +28,11 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_HEADER_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 # An incoming id is reused only when it is short and plain, so it cannot forge log lines.
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Probed by machines every few seconds: no access line.
+QUIET_PATHS = frozenset({LIVE_PATH, READY_PATH})
+LIVE_METHODS = frozenset({"GET", "HEAD"})
 
 logger = structlog.stdlib.get_logger("access")
-
-
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            return candidate if SAFE_REQUEST_ID.match(candidate) else None
-    return None
-
-
-class RequestContextMiddleware:
-    """Gives each request an id, writes one access line, and turns crashes into a 500 problem."""
-
-    def __init__(self, app: ASGIApp, quiet_paths: Iterable[str] = ()) -> None:
-        self.app = app
-        self.quiet_paths = frozenset(quiet_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        request_id_header = (REQUEST_ID_HEADER_NAME, request_id.encode("latin-1"))
-        started = time.perf_counter()
-        status = 500
-        response_started = False
-
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                message["headers"] = [*message.get("headers", ()), request_id_header]
-            await send(message)
-
-        # bind/reset rather than `bound_contextvars`: the same, without a generator per request.
-        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            try:
-                await self.app(scope, receive, send_with_request_id)
-            except Exception:
-                logger.exception("unhandled_error", method=scope["method"], path=scope["path"])
-{%- if cookiecutter.sentry %}
-                capture_exception()  # no-op while SENTRY_DSN is empty
-{%- endif %}
-                if response_started:
-                    raise  # too late for a clean answer; let the server drop the connection
-                response = problem_response(
-                    500,
-                    "An unexpected error occurred.",
-                    instance=scope["path"],
-                    request_id=request_id,
-                )
-                await response(scope, receive, send_with_request_id)
-            finally:
-                if scope["path"] not in self.quiet_paths:
-                    logger.info(
-                        "request",
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                        client=scope["client"][0] if scope.get("client") else None,
-                    )
-        finally:
-            structlog.contextvars.reset_contextvars(**tokens)
 
 
 class RequestTooLargeError(HTTPException):
@@ -102,93 +40,34 @@ class RequestTooLargeError(HTTPException):
         super().__init__(413, f"The request body is larger than {limit} bytes.")
 
 
-class RequestSizeLimitMiddleware:
-    """Refuses request bodies over `max_body_bytes` (413) and headers over `max_header_bytes`
-    (431), before the application reads them.
+class EdgeMiddleware:
+    """Request id, size limits, liveness, security headers, access line, last-resort 500.
 
-    A declared Content-Length over the limit is answered at once, unread (the server checks
-    that a body matches its Content-Length). A body without one (chunked) is counted as it
-    arrives and cut off as soon as it crosses the limit. The server has buffered the headers
-    by now; a proxy in front bounds that (see the README).
+    Sizes: a declared Content-Length over `max_body_bytes` is answered at once, unread (the
+    server checks that a body matches its Content-Length); a body without one (chunked) is
+    counted as it arrives and cut off as soon as it crosses the limit. The server has
+    buffered the headers by now; a proxy in front bounds that (see the README).
+
+    Headers: `Cache-Control: no-store` (and `Pragma: no-cache`, RFC 6749 section 5.1) unless
+    the route set its own Cache-Control: responses carry tokens and user data, which no
+    browser or shared cache may keep. `hsts` is the Strict-Transport-Security value, or None
+    to send none (outside production). They are encoded once, here.
+
+    Liveness (`GET /health/live`) is answered here, after the size check: it checks nothing,
+    so it needs no routing, no metrics and no access line (see health.py).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        hsts: str | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        header_bytes = 0
-        declared: int | None = None
-        for name, value in scope["headers"]:
-            header_bytes += len(name) + len(value)
-            if name == b"content-length" and value.isdigit():
-                declared = int(value)
-        if header_bytes > self.max_header_bytes:
-            detail = f"The request headers exceed {self.max_header_bytes} bytes."
-            await _refuse(scope, receive, send, 431, detail)
-        elif declared is not None and declared > self.max_body_bytes:
-            error = RequestTooLargeError(self.max_body_bytes)
-            await _refuse(scope, receive, send, error.status_code, error.detail)
-        elif declared is not None:
-            await self.app(scope, receive, send)
-        else:
-            await self._count_body(scope, receive, send)
-
-    async def _count_body(self, scope: Scope, receive: Receive, send: Send) -> None:
-        received = 0
-        response_started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    # The application's error handler renders it (413 problem); should it
-                    # escape, it is answered below.
-                    raise RequestTooLargeError(self.max_body_bytes)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started |= message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except RequestTooLargeError as error:
-            if response_started:
-                raise
-            await _refuse(scope, receive, send, error.status_code, error.detail)
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
-    request_id = scope.get("state", {}).get("request_id")
-    response = problem_response(status, detail, instance=scope["path"], request_id=request_id)
-    await response(scope, receive, send)
-
-
-# Nothing may load or run; a page that needs more (the docs) sets its own policy.
-STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-
-
-class SecurityHeadersMiddleware:
-    """Headers every response carries unless the route set its own.
-
-    `Cache-Control: no-store` (and `Pragma: no-cache`, RFC 6749 section 5.1) by default:
-    responses carry tokens and user data, which no browser or shared cache may keep. A route
-    whose answer may be cached sets its own Cache-Control. `hsts` is the
-    Strict-Transport-Security value, or None to send none (outside production).
-
-    The headers are encoded once, here; a response gets the ones it lacks in one pass.
-    """
-
-    def __init__(self, app: ASGIApp, hsts: str | None = None) -> None:
-        self.app = app
         defaults = {
             "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY",
@@ -197,18 +76,139 @@ class SecurityHeadersMiddleware:
         if hsts is not None:
             defaults["Strict-Transport-Security"] = hsts
         self.defaults = _raw_headers(defaults | {"Content-Security-Policy": STRICT_CSP})
+        live_headers = {"content-type": "application/json", "content-length": str(len(LIVE_BODY))}
+        self.live_headers = _raw_headers(live_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = _with_defaults(message.get("headers", ()), self.defaults)
-            await send(message)
+        incoming_id, header_bytes, declared = _scan_headers(scope)
+        exchange = _Exchange(scope, receive, send, self.defaults, incoming_id)
+        started = time.perf_counter()
+        # bind/reset rather than `bound_contextvars`: the same, without a generator per request.
+        tokens = structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
+        try:
+            if header_bytes > self.max_header_bytes:
+                await exchange.refuse(
+                    431, f"The request headers exceed {self.max_header_bytes} bytes."
+                )
+            elif declared is not None and declared > self.max_body_bytes:
+                await exchange.refuse_too_large(self.max_body_bytes)
+            elif scope["path"] == LIVE_PATH and scope["method"] in LIVE_METHODS:
+                await exchange.send(
+                    {"type": "http.response.start", "status": 200, "headers": self.live_headers}
+                )
+                body = LIVE_BODY if scope["method"] == "GET" else b""
+                await exchange.send({"type": "http.response.body", "body": body})
+            elif declared is not None:  # the server holds the body to its declared length
+                await self.app(scope, receive, exchange.send)
+            else:
+                await self._call_counting_body(exchange)
+        except Exception:
+            logger.exception("unhandled_error", method=scope["method"], path=scope["path"])
+{%- if cookiecutter.sentry %}
+            capture_exception()  # no-op while SENTRY_DSN is empty
+{%- endif %}
+            if exchange.response_started:
+                raise  # too late for a clean answer; let the server drop the connection
+            await exchange.refuse(500, "An unexpected error occurred.")
+        finally:
+            try:
+                if scope["path"] not in QUIET_PATHS:
+                    logger.info(
+                        "request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=exchange.status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        client=scope["client"][0] if scope.get("client") else None,
+                    )
+            finally:
+                structlog.contextvars.reset_contextvars(**tokens)
 
-        await self.app(scope, receive, send_with_headers)
+    async def _call_counting_body(self, exchange: _Exchange) -> None:
+        """A body without Content-Length (chunked): cut off as soon as it crosses the limit."""
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await exchange.receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # The application's error handler renders it (413 problem); should it
+                    # escape, it is answered below.
+                    raise RequestTooLargeError(self.max_body_bytes)
+            return message
+
+        try:
+            await self.app(exchange.scope, counting_receive, exchange.send)
+        except RequestTooLargeError:
+            if exchange.response_started:
+                raise
+            await exchange.refuse_too_large(self.max_body_bytes)
+
+
+def _scan_headers(scope: Scope) -> tuple[str | None, int, int | None]:
+    """In one pass: a safe incoming request id, the headers' size, the declared body length."""
+    request_id: str | None = None
+    size = 0
+    declared: int | None = None
+    for name, value in scope["headers"]:
+        size += len(name) + len(value)
+        if name == REQUEST_ID_HEADER_NAME:
+            candidate = value.decode("latin-1")
+            request_id = candidate if SAFE_REQUEST_ID.match(candidate) else None
+        elif name == b"content-length" and value.isdigit():
+            declared = int(value)
+    return request_id, size, declared
+
+
+class _Exchange:
+    """One request at the edge: its id, and the response's status once it started."""
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        defaults: RawHeaders,
+        incoming_id: str | None,
+    ) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._send = send
+        self._defaults = defaults
+        self.request_id = incoming_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = self.request_id
+        self._request_id_header = (REQUEST_ID_HEADER_NAME, self.request_id.encode("latin-1"))
+        self.status = 500  # what the access line says if no response starts
+        self.response_started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.response_started = True
+            headers = _with_defaults(message.get("headers", ()), self._defaults)
+            headers.append(self._request_id_header)
+            message["headers"] = headers
+        await self._send(message)
+
+    async def refuse(self, status: int, detail: str) -> None:
+        response = problem_response(
+            status, detail, instance=self.scope["path"], request_id=self.request_id
+        )
+        await response(self.scope, self.receive, self.send)
+
+    async def refuse_too_large(self, limit: int) -> None:
+        error = RequestTooLargeError(limit)
+        await self.refuse(error.status_code, error.detail)
+
+
+# Nothing may load or run; a page that needs more (the docs) sets its own policy.
+STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 
 RawHeaders = list[tuple[bytes, bytes]]

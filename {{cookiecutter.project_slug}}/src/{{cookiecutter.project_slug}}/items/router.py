@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, {% if cookiecutter.auth != "none" or cookiecutter.redis %}Depends, {% endif %}{% if cookiecutter.redis %}Request, {% endif %}status
 
 {% if cookiecutter.auth == "jwt" -%}
-from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentUser
+from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentAccount
 {% elif cookiecutter.auth == "oidc" -%}
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentPrincipal, require_scope_setting
 {% endif -%}
@@ -40,8 +40,8 @@ router = APIRouter(
 {%- if cookiecutter.auth == "jwt" %}
 
 
-async def caller(user: CurrentUser) -> service.Caller:
-    return service.Caller(owner_id=user.id, sees_all=user.is_superuser)
+async def caller(account: CurrentAccount) -> service.Caller:
+    return service.Caller(owner_id=account.id, sees_all=account.is_superuser)
 {%- elif cookiecutter.auth == "oidc" %}
 
 
@@ -91,9 +91,9 @@ async def list_items(
     limit: PageLimit = 20,
     offset: PageOffset = 0,
 ) -> ItemPage:
-    items, total = await service.list_items(session, {{ caller_arg }}limit=limit, offset=offset)
+    rows, total = await service.list_items(session, {{ caller_arg }}limit=limit, offset=offset)
     # Validated once, from the rows' attributes (FastAPI passes the model through as is).
-    page = {"items": items, "total": total, "limit": limit, "offset": offset}
+    page = {"items": rows, "total": total, "limit": limit, "offset": offset}
     return ItemPage.model_validate(page, from_attributes=True)
 
 

@@ -7,14 +7,16 @@ between may have cached the old row).{% endif %}"""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 {%- if cookiecutter.auth != "none" %}
 from dataclasses import dataclass
 {%- endif %}
+from typing import Any, cast
 
-from sqlalchemy import {% if cookiecutter.auth != "none" %}Select, {% endif %}select{% if cookiecutter.tasks != "none" %}, update{% endif %}
+from sqlalchemy import Row, {% if cookiecutter.auth != "none" %}Select, {% endif %}Table, insert, select{% if cookiecutter.tasks != "none" %}, update{% endif %}
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.db import {% if cookiecutter.redis %}after_commit, {% endif %}fetch_page, flush_or_conflict{% if cookiecutter.tasks != "none" %}, utcnow{% endif %}
+from {{ cookiecutter.project_slug }}.db import {% if cookiecutter.redis %}after_commit, {% endif %}conflict_as_409, fetch_page, flush_or_conflict{% if cookiecutter.tasks != "none" %}, utcnow{% endif %}
 from {{ cookiecutter.project_slug }}.errors import NotFoundError
 from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
 {%- if cookiecutter.redis %}
@@ -31,6 +33,12 @@ def item_cache(store: RedisStore, settings: Settings) -> ItemCache:
 {%- else %}
 from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
 {%- endif %}
+{% if cookiecutter.redis %}
+{% endif %}
+# The two busiest operations, listing and creating, are Core statements on the table: rows
+# rather than ORM objects to track, at a fraction of the CPU per request. Reading, changing
+# and deleting one item use the ORM, simpler where an object is changed.
+ITEMS = cast("Table", Item.__table__)
 {%- if cookiecutter.auth != "none" %}
 
 
@@ -42,8 +50,8 @@ class Caller:
     sees_all: bool = False
 
 
-def _visible(query: Select[Item], caller: Caller) -> Select[Item]:
-    return query if caller.sees_all else query.where(Item.owner_id == caller.owner_id)
+def _visible[Selected: Select[Any]](query: Selected, caller: Caller) -> Selected:
+    return query if caller.sees_all else query.where(ITEMS.c.owner_id == caller.owner_id)
 {%- endif %}
 
 
@@ -55,26 +63,29 @@ def _name_taken(name: str) -> str:
 {%- set cache_arg = "cache, " if cookiecutter.redis else "" %}
 
 
-async def create_item(session: AsyncSession, {{ caller_param }}data: ItemCreate) -> Item:
+async def create_item(session: AsyncSession, {{ caller_param }}data: ItemCreate) -> Row[Any]:
 {%- if cookiecutter.auth != "none" %}
-    item = Item(owner_id=caller.owner_id, name=data.name, description=data.description)
+    values = data.model_dump() | {"owner_id": caller.owner_id}
 {%- else %}
-    item = Item(name=data.name, description=data.description)
+    values = data.model_dump()
 {%- endif %}
-    session.add(item)
-    await flush_or_conflict(session, _name_taken(data.name))
-    return item
+    # The id and timestamps are the columns' defaults, returned with the row.
+    statement = insert(ITEMS).values(values).returning(*ITEMS.c)
+    async with conflict_as_409(session, _name_taken(data.name)):
+        return (await session.execute(statement)).one()
 
 
 {% if cookiecutter.auth != "none" -%}
 async def list_items(
     session: AsyncSession, caller: Caller, *, limit: int, offset: int
-) -> tuple[list[Item], int]:
+) -> tuple[Sequence[Row[Any]], int]:
 {%- else -%}
-async def list_items(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Item], int]:
+async def list_items(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[Sequence[Row[Any]], int]:
 {%- endif %}
     # Newest first, with the id as a tie-breaker so pages never overlap or skip.
-    query = select(Item).order_by(Item.created_at.desc(), Item.id)
+    query = select(ITEMS).order_by(ITEMS.c.created_at.desc(), ITEMS.c.id)
 {%- if cookiecutter.auth != "none" %}
     return await fetch_page(session, _visible(query, caller), limit=limit, offset=offset)
 {%- else %}

@@ -57,4 +57,5 @@ async def change_password(session: AsyncSession, user: User, password: str) -> N
 
 async def list_users(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[User], int]:
     query = select(User).order_by(User.created_at.desc(), User.id)
-    return await fetch_page(session, query, limit=limit, offset=offset)
+    rows, total = await fetch_page(session, query, limit=limit, offset=offset)
+    return [row.User for row in rows], total
