@@ -118,7 +118,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         when={"tasks": ("taskiq",), "auth": ("jwt",)},
-        paths=("src/{slug}/auth/tasks.py",),
+        paths=("src/{slug}/auth/tasks.py", "src/{slug}/mail/tasks.py"),
     ),
     # `kubernetes` is in every condition below: with it off, the whole folder goes.
     Feature(

@@ -176,6 +176,7 @@ TASK_PATHS = (
     "src/{slug}/items/tasks.py",
     "migrations/versions/20260103_0003_items_archived_at.py",
     "src/{slug}/auth/tasks.py",
+    "src/{slug}/mail/tasks.py",
 )
 TASK_K8S_PATHS = ("deploy/k8s/worker.yaml", "deploy/k8s/scheduler.yaml")
 EXPECTED_PATHS: dict[Condition, tuple[tuple[str, ...], tuple[str, ...]]] = {

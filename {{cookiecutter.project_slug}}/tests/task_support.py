@@ -1,6 +1,6 @@
 """Test helpers for the task queue: real worker processes on the real Redis, their logs,
-{%- if cookiecutter.database != "none" %} and a
-database held locked so that a task is caught in the middle{% endif %}."""
+a worker inside the test's process (`in_process_worker`), waiting for the queue to be
+drained{% if cookiecutter.database != "none" %}, and a database held locked so that a task is caught in the middle{% endif %}."""
 
 from __future__ import annotations
 
@@ -16,12 +16,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-{%- if cookiecutter.database != "none" %}
 
+from fastapi import FastAPI
+from redis.asyncio import Redis
+{%- if cookiecutter.database != "none" %}
 from sqlalchemy.ext.asyncio import create_async_engine
 {%- endif %}
+from taskiq.receiver import Receiver
 
 from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.tasks.broker import group_name, stream_key
+from tests.redis_support import redis_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WAIT_SECONDS = 20.0
@@ -109,6 +114,35 @@ class TaskProcess:
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(timeout=WAIT_SECONDS)
+
+
+@asynccontextmanager
+async def in_process_worker(app: FastAPI) -> AsyncIterator[None]:
+    """A worker in the test's process, receiving from `app`'s broker (the real Redis stream)
+    until the block ends: its tasks see `app`'s state and log through the test's log capture."""
+    stop = asyncio.Event()
+    receiver = Receiver(app.state.broker, run_startup=False, max_async_tasks=4)
+    listening = asyncio.create_task(receiver.listen(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await listening
+
+
+async def drained(settings: Settings) -> None:
+    """Wait until every message on the queue has been handed to a worker and acknowledged,
+    so its task has run (a retry is a new message, sent before the failed one is acknowledged)."""
+    stream, group = stream_key(settings), group_name(settings).encode()
+    deadline = time.monotonic() + WAIT_SECONDS
+    async with Redis.from_url(redis_url()) as redis:
+        while time.monotonic() < deadline:
+            groups = await redis.xinfo_groups(stream)
+            ours = [g for g in groups if g["name"] == group]
+            if ours and ours[0]["pending"] == 0 and ours[0]["lag"] == 0:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("timed out waiting for the queue to be drained")
 
 
 @asynccontextmanager

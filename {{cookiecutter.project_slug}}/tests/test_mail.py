@@ -1,5 +1,12 @@
 """Password reset and email verification, through a real SMTP server on a loopback port:
-each test reads the mail the service sent and follows its link's token through the API."""
+each test reads the mail the service sent and follows its link's token through the API.
+{%- if cookiecutter.tasks == "taskiq" %}
+
+Mail leaves through the task queue: a worker runs in the test's process on the real Redis
+stream (`mail_worker`), and the test clients return a response once the queue is drained,
+so a test reads its inbox right after a request, as with background tasks. The tests at the
+end look at the queue itself, with a real worker process.
+{%- endif %}"""
 
 from __future__ import annotations
 
@@ -9,6 +16,9 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+{%- if cookiecutter.tasks == "taskiq" %}
+from pathlib import Path
+{%- endif %}
 from typing import Any
 
 import anyio
@@ -17,19 +27,33 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
+{%- if cookiecutter.tasks == "taskiq" %}
+from redis.asyncio import BlockingConnectionPool, Redis
+{%- endif %}
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.project_slug }}.accounts.models import AccountToken
+from {{ cookiecutter.project_slug }}.accounts.router import RESET_ACCEPTED
 from {{ cookiecutter.project_slug }}.auth.dependencies import limiter_factory, mail_limiters
 from {{ cookiecutter.project_slug }}.mail import outbox
 from {{ cookiecutter.project_slug }}.mail.render import render
 from {{ cookiecutter.project_slug }}.mail.senders import LogSender, Message
 from {{ cookiecutter.project_slug }}.settings import Settings
+{%- if cookiecutter.tasks == "taskiq" %}
+from {{ cookiecutter.project_slug }}.tasks.broker import stream_key
+{%- endif %}
 from {{ cookiecutter.project_slug }}.users.models import User
+from {{ cookiecutter.project_slug }}.users.schemas import UserRead
 from tests.auth_support import TEST_PASSWORD, add_user, bearer
 from tests.mail_support import Inbox, body, free_port, link_token, smtp_server, stalled_server
-from tests.support import PRODUCTION_MAIL, make_settings
+{%- if cookiecutter.tasks == "taskiq" %}
+from tests.redis_support import redis_url
+{%- endif %}
+from tests.support import PRODUCTION_MAIL, {% if cookiecutter.tasks == "taskiq" %}make_client, {% endif %}make_settings
+{%- if cookiecutter.tasks == "taskiq" %}
+from tests.task_support import drained, eventually, in_process_worker, running
+{%- endif %}
 
 AUTH = "/api/v1/auth"
 ME = "/api/v1/users/me"
@@ -52,8 +76,15 @@ def inbox(smtp: tuple[Inbox, int]) -> Inbox:
 
 @pytest.fixture
 def settings(settings: Settings, smtp: tuple[Inbox, int]) -> Settings:
-    """The suite's settings, sending through the test's SMTP server."""
+    """The suite's settings, sending through the test's SMTP server
+{%- if cookiecutter.tasks == "taskiq" %}; a failed mail runs three
+    times in all, as `outbox.deliver` tries it, with short pauses{% endif %}."""
+{%- if cookiecutter.tasks == "taskiq" %}
+    quick = {"task_max_attempts": 3, "task_retry_delay_seconds": 0.01}
+    return mail_settings(settings, smtp_port=smtp[1], **quick)
+{%- else %}
     return mail_settings(settings, smtp_port=smtp[1])
+{%- endif %}
 
 
 def mail_settings(settings: Settings, **changes: Any) -> Settings:
@@ -64,6 +95,44 @@ def mail_settings(settings: Settings, **changes: Any) -> Settings:
 @pytest.fixture(autouse=True)
 def no_retry_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox, "RETRY_DELAYS_SECONDS", (0.0, 0.0))
+{%- if cookiecutter.tasks == "taskiq" %}
+
+
+@pytest.fixture
+async def mail_worker(app: FastAPI) -> AsyncIterator[None]:
+    """A worker in this process on the application's queue: it sends what requests enqueue."""
+    async with in_process_worker(app):
+        yield
+
+
+@pytest.fixture
+def anonymous(
+    anonymous: httpx.AsyncClient, settings: Settings, mail_worker: None
+) -> httpx.AsyncClient:
+    """Each response returns once the mail that its request enqueued has been sent (or has
+    failed for good), as background tasks have run when the in-process client returns."""
+    anonymous.event_hooks["response"].append(lambda _response: drained(settings))
+    return anonymous
+
+
+@pytest.fixture
+def client(client: httpx.AsyncClient, settings: Settings, mail_worker: None) -> httpx.AsyncClient:
+    """The signed-in client, waiting for the queue as `anonymous` does."""
+    client.event_hooks["response"].append(lambda _response: drained(settings))
+    return client
+{%- else %}
+
+
+@pytest.fixture
+def mail_worker() -> None:
+    """Nothing to run: mail leaves in background tasks, after each response."""
+{%- endif %}
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> str:
+    """What was logged at INFO or above: LOG_LEVEL=DEBUG is for a developer's machine, where
+    a database driver may print a query's parameters (aiosqlite does)."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
@@ -129,6 +198,7 @@ async def test_registration_mails_a_link_that_verifies_the_address_once(
     assert "mail_sent" in caplog.text
     for secret in (token, NEW_PASSWORD, body(mail, "plain").strip().splitlines()[0]):
         assert secret not in caplog.text
+    assert "new@example.com" not in logged(caplog)
 
 
 async def test_unverified_accounts_cannot_log_in_when_verification_is_required(
@@ -303,13 +373,16 @@ async def test_password_reset_can_be_turned_off(
 
 
 async def test_mail_requests_are_limited_per_address_and_per_account(
-    app: FastAPI, settings: Settings, user: User, inbox: Inbox
+    app: FastAPI, settings: Settings, user: User, inbox: Inbox, anonymous: httpx.AsyncClient
 ) -> None:
     limits = {"mail_requests_max_per_address": 4, "mail_requests_max_per_account": 2}
     small = settings.model_copy(update=limits)
     app.state.mail_limiters = mail_limiters(small, limiter_factory(app))
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as flood:
+    hooks = anonymous.event_hooks  # the other clients' (waiting for the mail to leave)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", event_hooks=hooks
+    ) as flood:
         for _ in range(4):
             asked = await flood.post(f"{AUTH}/password-reset", json={"email": user.email})
             assert asked.status_code == 202
@@ -318,6 +391,24 @@ async def test_mail_requests_are_limited_per_address_and_per_account(
         limited = await flood.post(f"{AUTH}/password-reset", json={"email": "x@example.com"})
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) > 0
+
+
+async def test_a_request_that_fails_after_asking_for_a_mail_sends_none(
+    anonymous: httpx.AsyncClient, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = {"email": "new@example.com", "password": NEW_PASSWORD}
+
+    def fail_after_the_mail(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the request fails after asking for the mail")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(UserRead, "model_validate", fail_after_the_mail)
+        failed = await anonymous.post(f"{AUTH}/register", json=account)
+    assert failed.status_code == 500
+    assert inbox.messages == []
+    # Rolled back: the same registration succeeds, and this time the mail leaves.
+    assert (await anonymous.post(f"{AUTH}/register", json=account)).status_code == 201
+    inbox.only("new@example.com")
 
 
 # --- the mail server misbehaves: the API does not care -----------------------------------
@@ -336,13 +427,20 @@ async def test_a_mail_server_that_is_down_fails_nothing_and_is_logged(
     )  # nobody listens
     asked = await anonymous.post(f"{AUTH}/password-reset", json={"email": user.email})
     assert asked.status_code == 202
+    assert asked.json() == RESET_ACCEPTED.model_dump()
     failures = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
     attempts = [f for f in failures if f.get("event") == "mail_attempt_failed"]
     assert [f["attempt"] for f in attempts] == [1, 2, 3]  # retried, a bounded number of times
+{%- if cookiecutter.tasks == "taskiq" %}
+    # Each attempt is a run of the task, retried by the queue.
+    runs = [(f["attempt"], f["error"]) for f in failures if f.get("event") == "task_failed"]
+    assert runs == [(1, "TransientTaskError"), (2, "TransientTaskError"), (3, "TransientTaskError")]
+{%- endif %}
     assert {"event": "mail_not_delivered", "kind": "password_reset", "attempts": 3}.items() <= next(
         f for f in failures if f.get("event") == "mail_not_delivered"
     ).items()
     assert "#token=" not in caplog.text
+    assert user.email not in logged(caplog)
 
 
 @asynccontextmanager
@@ -364,9 +462,11 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 
 
 async def test_a_stalled_mail_server_does_not_slow_the_api(
+    *,
     app: FastAPI,
     settings: Settings,
     user: User,
+    mail_worker: None,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -385,8 +485,10 @@ async def test_a_stalled_mail_server_does_not_slow_the_api(
             assert again.status_code == 202
             live = await client.get("/health/live")
             assert live.status_code == 200
-        stalled.release()  # the server hangs up: the attempt fails, and is logged
-        for _ in range(500):
+        # The server hangs up: the attempt fails; any further one finds no server. Logged.
+        app.state.mail_sender.settings = mail_settings(settings, smtp_port=free_port())
+        stalled.release()
+        for _ in range(1000):
             if "mail_not_delivered" in caplog.text:
                 break
             await asyncio.sleep(0.01)
@@ -451,3 +553,76 @@ def test_development_without_smtp_host_logs_mail_and_production_refuses_to_start
     # Nothing sends account mail: no mail server needed.
     unneeded = {"registration_enabled": False, "password_reset_enabled": False}
     make_settings(**production, **unneeded, smtp_host="", public_base_url="http://x")
+
+{%- if cookiecutter.tasks == "taskiq" %}
+
+
+# --- the task queue ----------------------------------------------------------------------
+
+
+async def queued(settings: Settings) -> int:
+    """How many messages the queue's stream holds."""
+    async with Redis.from_url(redis_url()) as redis:
+        return int(await redis.xlen(stream_key(settings)))
+
+
+async def test_mail_waits_in_the_queue_until_a_worker_sends_it(
+    app: FastAPI, settings: Settings, user: User, inbox: Inbox, tmp_path: Path
+) -> None:
+    """Enqueued by the request, sent by a real worker process started afterwards; the
+    worker's log says so, without the address, the token or the text."""
+    async with make_client(app) as anonymous:  # no worker in this process
+        asked = await anonymous.post(
+            f"{AUTH}/password-reset", json={"email": user.email}, headers={"X-Request-ID": "forgot"}
+        )
+        assert asked.status_code == 202, asked.text
+        assert await queued(settings) == 1
+        await asyncio.sleep(0.2)
+        assert inbox.messages == []  # nobody sends it yet
+
+        async with running(settings, tmp_path / "worker.log") as worker:
+            await eventually(lambda: inbox.messages, "the mail")
+            await eventually(lambda: worker.lines("task_succeeded"), "the task's end")
+        _page, token = link_token(inbox.only(user.email))
+        assert (await confirm(anonymous, token)).status_code == 204
+
+    [sent] = worker.lines("mail_sent")
+    assert sent["kind"] == "password_reset"
+    assert sent["request_id"] == "forgot"  # the request's id travels with the task
+    log = worker.log.read_text()
+    for secret in (token, user.email, "reset-password"):
+        assert secret not in log
+
+
+async def test_mail_the_queue_cannot_take_leaves_from_the_api(
+    app: FastAPI,
+    anonymous: httpx.AsyncClient,
+    user: User,
+    inbox: Inbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis refuses the message after the request committed: the answer stays the same
+    for known and unknown addresses (a 503 would tell them apart), and the mail is sent
+    from the API process after the response instead."""
+    caplog.set_level(logging.INFO)
+    broker = app.state.broker
+    working_pool = broker.connection_pool
+    # The queue's connections go to a port where nothing listens; the rest of Redis works.
+    broker.connection_pool = BlockingConnectionPool.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        answers = [
+            await anonymous.post(f"{AUTH}/password-reset", json={"email": email})
+            for email in ("nobody@example.com", user.email)
+        ]
+    finally:
+        await broker.connection_pool.disconnect()
+        broker.connection_pool = working_pool
+    assert [(a.status_code, a.json()) for a in answers] == [(202, RESET_ACCEPTED.model_dump())] * 2
+    _page, token = link_token(inbox.only(user.email))
+    events = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    [not_queued] = [e for e in events if e.get("event") == "mail_not_queued"]
+    assert not_queued["kind"] == "password_reset"
+    assert not_queued["error"] == "ConnectionError"
+    assert token not in caplog.text
+    assert (await confirm(anonymous, token)).status_code == 204
+{%- endif %}

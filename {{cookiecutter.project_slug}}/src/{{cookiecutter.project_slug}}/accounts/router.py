@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.accounts import service
@@ -17,8 +17,8 @@ from {{ cookiecutter.project_slug }}.accounts.service import MailLimiters
 from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, ClientAddress
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import NotFoundError, problems
-from {{ cookiecutter.project_slug }}.mail.outbox import deliver_later
-from {{ cookiecutter.project_slug }}.mail.senders import Mailer, Message
+from {{ cookiecutter.project_slug }}.mail.outbox import Outbox
+from {{ cookiecutter.project_slug }}.mail.senders import Message
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX, Settings
 
 # Every operation uses the database (503 while it is down).
@@ -50,15 +50,13 @@ class MailRequests:
         settings: AppSettings,
         limiters: Annotated[MailLimiters, Depends(_mail_limiters)],
         address: ClientAddress,
-        tasks: BackgroundTasks,
-        mailer: Mailer,
+        outbox: Outbox,
     ) -> None:
         self.session = session
         self.settings = settings
         self.limiters = limiters
         self.address = address
-        self.tasks = tasks
-        self.mailer = mailer
+        self.outbox = outbox
 
     async def mail(self, email: str, compose: Compose) -> None:
         """429 past the client address's limit; otherwise the composed mail, if any and if
@@ -66,7 +64,7 @@ class MailRequests:
         if await self.limiters.admit(email, self.address):
             message = await compose(self.session, self.settings, email)
             if message is not None:
-                deliver_later(self.tasks, self.mailer, message)
+                self.outbox.send_later(message)
 
 
 Requests = Annotated[MailRequests, Depends()]

@@ -2,8 +2,8 @@
 
 Requests that name an email answer the same whatever the address (no account
 enumeration); each runs the same lookup and clean-up either way (an account adds one
-insert), and the mail leaves after the response (`mail.outbox.deliver_later`), so the
-mail server's time never shows.
+insert), and the mail leaves after the request's commit, outside the request
+(`mail.outbox.Outbox`), so the mail server's time never shows.
 """
 
 from __future__ import annotations

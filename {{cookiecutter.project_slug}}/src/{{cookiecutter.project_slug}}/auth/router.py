@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Form, status
+from fastapi import APIRouter, Form, status
 
 from {{ cookiecutter.project_slug }}.accounts import service as accounts
 from {{ cookiecutter.project_slug }}.auth import service
@@ -18,8 +18,7 @@ from {{ cookiecutter.project_slug }}.auth.rate_limit import refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import RefreshRequest, TokenPair
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, problems
-from {{ cookiecutter.project_slug }}.mail.outbox import deliver_later
-from {{ cookiecutter.project_slug }}.mail.senders import Mailer
+from {{ cookiecutter.project_slug }}.mail.outbox import Outbox
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.models import EMAIL_MAX_LENGTH
@@ -37,8 +36,7 @@ async def register(
     settings: AppSettings,
     limiter: RegistrationLimiter,
     address: ClientAddress,
-    tasks: BackgroundTasks,
-    mailer: Mailer,
+    outbox: Outbox,
 ) -> UserRead:
     """Create an account (REGISTRATION_ENABLED=false turns this off) and mail a link that
     confirms its address. Note that a 409 tells the caller the email has an account; turn
@@ -50,7 +48,7 @@ async def register(
     await refuse_while_locked(limiter, key)
     await limiter.record_failure(key)  # every attempt counts, not only failed ones
     user = await users.create_user(session, data.email, data.password)
-    deliver_later(tasks, mailer, await accounts.verification_mail(session, settings, user))
+    outbox.send_later(await accounts.verification_mail(session, settings, user))
     return UserRead.model_validate(user)
 
 

@@ -1,20 +1,39 @@
-"""When mail leaves: after the response, with a bounded number of retries.
+"""When mail leaves: never inside the request's transaction, never holding up the response.
 
-`deliver_later` is the one seam between the code that decides to send a mail and the
-machinery that sends it. Today it is a FastAPI background task: it runs after the response
-has been sent, and so after the request's transaction committed (`SessionDep` commits
-before the response); a slow or unreachable mail server never delays or fails a request.
-To send through a task queue instead, enqueue `message` here (it is a plain dataclass) and
-have the worker call `deliver`.
+`Outbox` (a dependency) is the one seam between the code that decides to send a mail and
+the machinery that sends it.
+{%- if cookiecutter.tasks == "taskiq" %} The message goes to the task queue once the request's transaction has
+committed (`after_commit`), so a rolled-back request sends nothing; a worker sends it
+(`mail/tasks.py`), retrying with backoff. The message, link and token included, waits in
+Redis until then: keep Redis private (production requires its password).
+
+When the queue cannot take the message (Redis down or refusing), the request has committed
+already: it still answers as it would have, which matters for a password reset, whose
+answer must not depend on whether the account exists. The failure is logged and the mail
+leaves from this process after the response instead, as it does without a queue (`deliver`).
+{%- else %} It uses a FastAPI background task: it runs after the
+response has been sent, and so after the request's transaction committed (`SessionDep`
+commits before the response); a slow or unreachable mail server never delays or fails a
+request. With a task queue (the template's `tasks=taskiq`), the message is enqueued here
+instead, once the transaction has committed, and a worker sends it.
+{%- endif %}
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
 import structlog
-from fastapi import BackgroundTasks
+from fastapi import BackgroundTasks, Depends
 
-from {{ cookiecutter.project_slug }}.mail.senders import MailSender, Message
+{% if cookiecutter.tasks == "taskiq" -%}
+from {{ cookiecutter.project_slug }}.db import SessionDep, after_commit
+{% endif -%}
+from {{ cookiecutter.project_slug }}.mail.senders import Mailer, MailSender, Message
+{%- if cookiecutter.tasks == "taskiq" %}
+from {{ cookiecutter.project_slug }}.mail.tasks import send_mail
+{%- endif %}
 
 logger = structlog.stdlib.get_logger(__name__)
 
@@ -23,8 +42,34 @@ logger = structlog.stdlib.get_logger(__name__)
 RETRY_DELAYS_SECONDS: tuple[float, ...] = (1.0, 2.0)
 
 
-def deliver_later(tasks: BackgroundTasks, sender: MailSender, message: Message) -> None:
-    tasks.add_task(deliver, sender, message)
+class MailOutbox:
+    """Where a request leaves the mail it sends: `send_later(message)`."""
+
+    def __init__(self, tasks: BackgroundTasks, sender: Mailer{% if cookiecutter.tasks == "taskiq" %}, session: SessionDep{% endif %}) -> None:
+        self.tasks = tasks
+        self.sender = sender
+{%- if cookiecutter.tasks == "taskiq" %}
+        self.session = session
+{%- endif %}
+
+    def send_later(self, message: Message) -> None:
+{%- if cookiecutter.tasks == "taskiq" %}
+        after_commit(self.session, lambda: self._enqueue(message))
+
+    async def _enqueue(self, message: Message) -> None:
+        try:
+            await send_mail.kiq(message)
+        except Exception as exc:  # the queue did not take it, whatever the reason
+            # taskiq wraps the broker's error (a ConnectionError, say): name the cause.
+            error = type(exc.__cause__ or exc).__name__
+            logger.error("mail_not_queued", kind=message.kind, error=error)
+            self.tasks.add_task(deliver, self.sender, message)
+{%- else %}
+        self.tasks.add_task(deliver, self.sender, message)
+{%- endif %}
+
+
+Outbox = Annotated[MailOutbox, Depends()]
 
 
 async def deliver(sender: MailSender, message: Message) -> bool:

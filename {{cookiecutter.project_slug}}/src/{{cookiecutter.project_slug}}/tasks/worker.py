@@ -36,6 +36,9 @@ from {{ cookiecutter.project_slug }}.auth import tasks as auth_tasks
 {%- if cookiecutter.database != "none" %}
 from {{ cookiecutter.project_slug }}.items import tasks as items_tasks
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from {{ cookiecutter.project_slug }}.mail import tasks as mail_tasks
+{%- endif %}
 from {{ cookiecutter.project_slug }}.main import create_app
 {%- if cookiecutter.metrics %}
 from {{ cookiecutter.project_slug }}.metrics import serve_registry
@@ -47,7 +50,7 @@ from {{ cookiecutter.project_slug }}.tasks.broker import StreamBroker
 from {{ cookiecutter.project_slug }}.tasks.middleware import TaskMetricsMiddleware
 {%- endif %}
 
-TASK_MODULES = ({% if cookiecutter.auth == "jwt" %}auth_tasks, {% endif %}{% if cookiecutter.database != "none" %}items_tasks, {% endif %}maintenance{% if cookiecutter.database == "none" %},{% endif %})
+TASK_MODULES = ({% if cookiecutter.auth == "jwt" %}auth_tasks, {% endif %}{% if cookiecutter.database != "none" %}items_tasks, {% endif %}{% if cookiecutter.auth == "jwt" %}mail_tasks, {% endif %}maintenance{% if cookiecutter.database == "none" %},{% endif %})
 # Touched every HEARTBEAT_SECONDS while the worker's event loop runs: the liveness probe
 # (deploy/k8s/worker.yaml) restarts a worker whose loop stopped turning.
 HEARTBEAT_FILE = Path(tempfile.gettempdir()) / "{{ cookiecutter.project_slug }}-worker.alive"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter
 
 from {{ cookiecutter.project_slug }}.accounts import service as accounts
 from {{ cookiecutter.project_slug }}.auth import service as auth
@@ -13,8 +13,7 @@ from {{ cookiecutter.project_slug }}.auth.dependencies import (
 )
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.errors import problems
-from {{ cookiecutter.project_slug }}.mail.outbox import deliver_later
-from {{ cookiecutter.project_slug }}.mail.senders import Mailer
+from {{ cookiecutter.project_slug }}.mail.outbox import Outbox
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service
 from {{ cookiecutter.project_slug }}.users.schemas import UserPage, UserRead, UserUpdate
@@ -38,15 +37,14 @@ async def update_me(
     limiter: Limiter,
     address: ClientAddress,
     settings: AppSettings,
-    tasks: BackgroundTasks,
-    mailer: Mailer,
+    outbox: Outbox,
 ) -> UserRead:
     """Change one's email or password; `current_password` must be right. A new email is
     unverified until the link mailed to it is opened. A new password ends every other
     session (all refresh tokens are revoked)."""
     await auth.confirm_password(limiter, user, data.current_password, client_address=address)
     if data.email is not None and await service.change_email(session, user, data.email):
-        deliver_later(tasks, mailer, await accounts.verification_mail(session, settings, user))
+        outbox.send_later(await accounts.verification_mail(session, settings, user))
     if data.password is not None:
         await service.change_password(session, user, data.password)
         await auth.revoke_all(session, user.id)
