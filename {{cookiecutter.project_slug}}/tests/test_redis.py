@@ -212,6 +212,10 @@ async def test_outage_gives_503_within_the_timeout_and_recovers({% if db %}datab
             # is refused and rolled back, never left stale behind Redis's back.
             assert (await client.get(url)).json()["name"] == "kept"
             assert_unavailable(*await timed(client.patch(url, json={"name": "lost"})))
+{%- if cookiecutter.tasks != "none" %}
+            # The queue is Redis too: a task it cannot take is a 503, not a hang or a 500.
+            assert_unavailable(*await timed(client.post(f"{url}/archive")))
+{%- endif %}
 {%- endif %}
 
             if outage == "blackhole":
@@ -223,6 +227,9 @@ async def test_outage_gives_503_within_the_timeout_and_recovers({% if db %}datab
 {%- endif %}
 {%- if db %}
             assert (await client.get(url)).json()["name"] == "kept"
+{%- endif %}
+{%- if db and cookiecutter.tasks != "none" %}
+            assert (await client.post(f"{url}/archive")).status_code == 202
 {%- endif %}
 {%- if db %}
 

@@ -36,7 +36,7 @@ from {{ cookiecutter.project_slug }}.items.schemas import ItemRead
 {% endif -%}
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
-from {{ cookiecutter.project_slug }}.tasks.broker import stream_key
+from {{ cookiecutter.project_slug }}.tasks.broker import {% if cookiecutter.database != "none" %}StreamBroker, {% endif %}stream_key
 from {{ cookiecutter.project_slug }}.tasks.maintenance import trim_task_stream
 {%- if cookiecutter.auth == "jwt" %}
 from tests.auth_support import access_headers, add_user, make_user
@@ -247,6 +247,23 @@ async def test_a_task_enqueued_by_a_request_that_fails_is_never_sent(
     assert await stream_length(task_settings) == 0
     await archive(live, item_id, "committed")  # the same request, committed: sent
     assert await stream_length(task_settings) == 1
+
+
+async def test_a_task_the_queue_refuses_for_a_reason_other_than_redis_is_a_500(
+    live: httpx.AsyncClient, task_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis down or hung is a 503 (test_redis.py); anything else is a bug, not an outage."""
+    item_id = await new_item(live)
+
+    async def refuse(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("a message the broker cannot take")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StreamBroker, "kick", refuse)
+        response = await live.post(f"{ITEMS}/{item_id}/archive")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await stream_length(task_settings) == 0
 
 
 async def test_a_task_whose_worker_is_killed_runs_again_once(

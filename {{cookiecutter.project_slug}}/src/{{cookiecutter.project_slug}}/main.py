@@ -43,7 +43,7 @@ from {{ cookiecutter.project_slug }}.sentry import init_sentry
 {%- endif %}
 from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 {%- if cookiecutter.tasks != "none" %}
-from {{ cookiecutter.project_slug }}.tasks.broker import tasks_lifespan
+from {{ cookiecutter.project_slug }}.tasks.broker import install_queue_error_handlers, tasks_lifespan
 {%- endif %}
 {%- if cookiecutter.tracing %}
 from {{ cookiecutter.project_slug }}.tracing import install_tracing, tracing_lifespan
@@ -128,6 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
 {%- if cookiecutter.redis %}
     install_redis_error_handlers(app)
+{%- endif %}
+{%- if cookiecutter.tasks != "none" %}
+    install_queue_error_handlers(app)
 {%- endif %}
 
     # Added innermost first: the edge wraps everything, even the 500 fallback.

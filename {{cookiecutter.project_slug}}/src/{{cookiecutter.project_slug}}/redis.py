@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Request
@@ -48,18 +48,27 @@ class RedisStore:
         return self.prefix + ":".join(parts)
 
 
-def build_client(settings: Settings) -> Redis:
+def connection_options(settings: Settings, *, read_wait_seconds: float = 0) -> dict[str, Any]:
+    """Bounded waits for a pool of connections to Redis (this client's, the task broker's):
+    a Redis that stops answering fails a command within the timeout instead of hanging it.
+    `read_wait_seconds`: how long a command blocks on purpose (a worker's read)."""
     timeout = settings.redis_timeout_seconds
+    return {
+        "timeout": timeout,  # waiting for a free connection
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout + read_wait_seconds,
+        # One immediate retry on a broken connection (Redis restarted since it was pooled);
+        # none on a timeout, which would double the wait.
+        "retry": Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+        "health_check_interval": 30,  # PING a connection idle this long before reusing it
+    }
+
+
+def build_client(settings: Settings) -> Redis:
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
         max_connections=settings.redis_pool_size,
-        timeout=timeout,  # waiting for a free connection
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        # One immediate retry on a broken connection (Redis restarted since it was pooled);
-        # none on a timeout, which would double the wait.
-        retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
-        health_check_interval=30,  # PING a connection idle this long before reusing it
+        **connection_options(settings),
     )
     return Redis.from_pool(pool)
 

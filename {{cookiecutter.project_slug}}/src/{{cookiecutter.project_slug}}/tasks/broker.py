@@ -17,13 +17,15 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 {%- endif %}
 from taskiq import AckableMessage, {% if cookiecutter.database != "none" %}AsyncTaskiqDecoratedTask, {% endif %}Context, TaskiqMessage
 from taskiq.brokers.shared_broker import async_shared_broker
+from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq.middlewares import SmartRetryMiddleware
 from taskiq_redis import RedisStreamBroker
@@ -31,6 +33,11 @@ from taskiq_redis import RedisStreamBroker
 {% if cookiecutter.database != "none" -%}
 from {{ cookiecutter.project_slug }}.db import after_commit, run_after_commit
 {% endif -%}
+from {{ cookiecutter.project_slug }}.redis import (
+    REDIS_UNAVAILABLE_ERRORS,
+    connection_options,
+    handle_redis_unavailable,
+)
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.tasks.middleware import TaskContextMiddleware
 
@@ -38,6 +45,8 @@ from {{ cookiecutter.project_slug }}.tasks.middleware import TaskContextMiddlewa
 Entry = tuple[bytes, dict[bytes, bytes]]
 # The longest wait between two runs of a failing task.
 MAX_RETRY_DELAY_SECONDS = 60.0
+# How long a worker's read waits for a new message before it looks for abandoned ones.
+READ_BLOCK_MS = 1000
 
 
 class TransientTaskError(Exception):
@@ -114,7 +123,9 @@ def build_broker(settings: Settings) -> StreamBroker:
         # A group created after messages were enqueued still reads them.
         consumer_id="0",
         idle_timeout=int(settings.task_redelivery_seconds * 1000),
-        xread_block=1000,
+        xread_block=READ_BLOCK_MS,
+        # An enqueue while Redis hangs fails within REDIS_TIMEOUT_SECONDS (then a 503).
+        **connection_options(settings, read_wait_seconds=READ_BLOCK_MS / 1000),
     )
     return broker.with_middlewares(
         TaskContextMiddleware(),
@@ -147,6 +158,18 @@ async def tasks_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None
         yield
     finally:
         await broker.shutdown()
+
+
+def install_queue_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SendTaskError, _queue_unavailable)
+
+
+async def _queue_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The queue could not take a task because Redis is down or too slow: a 503, as for any
+    other use of Redis. Any other reason is a bug, and stays a 500."""
+    if isinstance(exc.__cause__, REDIS_UNAVAILABLE_ERRORS):
+        return await handle_redis_unavailable(request, exc.__cause__)
+    raise exc
 
 
 def task_app(context: Context) -> FastAPI:
