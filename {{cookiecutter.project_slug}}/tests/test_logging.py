@@ -6,7 +6,7 @@ import logging
 import pytest
 import structlog
 
-from {{ cookiecutter.project_slug }}.logging import configure_logging
+from {{ cookiecutter.project_slug }}.logging import LOUD_AT_DEBUG, configure_logging
 from tests.support import make_settings
 
 
@@ -25,6 +25,18 @@ def test_production_logs_are_json_lines_with_context(capsys: pytest.CaptureFixtu
     foreign = next(line for line in lines if line["event"] == "from the standard library")
     assert foreign["logger"] == "uvicorn.error"
     assert foreign["request_id"] == "abc123"
+
+
+def test_debug_level_keeps_query_parameters_and_task_arguments_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(make_settings(log_format="json", log_level="DEBUG"))
+    structlog.stdlib.get_logger("test").debug("ours_at_debug")
+    for name in LOUD_AT_DEBUG:  # each would print parameters such as an email address
+        logging.getLogger(name).debug("parameters ('someone@example.com',)")
+    out = capsys.readouterr().out
+    assert "ours_at_debug" in out
+    assert "someone@example.com" not in out
 
 
 def test_secrets_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:

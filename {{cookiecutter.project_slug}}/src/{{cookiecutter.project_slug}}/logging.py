@@ -21,6 +21,9 @@ from {{ cookiecutter.project_slug }}.tracing import add_trace_context
 {%- endif %}
 
 HANDLER_NAME = "structlog"
+# Libraries that log query parameters or task arguments at DEBUG (addresses, password
+# hashes, links with tokens): they stay at INFO or above, whatever LOG_LEVEL says.
+LOUD_AT_DEBUG = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "taskiq")
 
 # Keys whose values must never reach a log line or an error report (sentry.py uses it too).
 REDACTED_KEYS = frozenset(
@@ -122,6 +125,8 @@ def configure_logging(settings: Settings) -> None:
     # log capture keep working.
     root.handlers = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
     root.setLevel(settings.log_level)
+    for name in LOUD_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
     # uvicorn's own handlers would print a second, differently formatted line; its access
     # log is replaced by the application's access line (see middleware.py).

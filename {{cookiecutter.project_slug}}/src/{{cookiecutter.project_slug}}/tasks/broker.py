@@ -12,7 +12,6 @@ another worker. So a task can run twice: write it so that a second run changes n
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -145,10 +144,6 @@ def build_broker(settings: Settings) -> StreamBroker:
 @asynccontextmanager
 async def tasks_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     """The broker: tasks are sent through it (API) or received from it (worker)."""
-    # taskiq logs every message's arguments at DEBUG (a mail's address and link among
-    # them): its loggers stay at INFO or above, whatever LOG_LEVEL says.
-    level = logging.getLevelNamesMapping()[settings.log_level]
-    logging.getLogger("taskiq").setLevel(max(logging.INFO, level))
     broker = build_broker(settings)
     broker.state.app = app  # what a task reaches its process's resources through
     app.state.broker = broker
