@@ -39,6 +39,20 @@ def test_debug_level_keeps_query_parameters_and_task_arguments_out(
     assert "someone@example.com" not in out
 
 
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING"])
+def test_sql_statements_are_not_logged_at_any_level(level: str) -> None:
+    """SQLAlchemy logs every statement when its engine logger allows INFO (echo)."""
+    configure_logging(make_settings(log_level=level))
+    assert not logging.getLogger("sqlalchemy.engine.Engine").isEnabledFor(logging.INFO)
+
+
+def test_a_library_logger_follows_a_raised_level(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(make_settings(log_format="json", log_level="DEBUG"))
+    configure_logging(make_settings(log_format="json", log_level="WARNING"))  # idempotent
+    logging.getLogger("aiosqlite").info("below the configured level")
+    assert "below the configured level" not in capsys.readouterr().out
+
+
 def test_secrets_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(make_settings(log_format="json"))
     structlog.stdlib.get_logger("test").info(

@@ -126,7 +126,11 @@ def configure_logging(settings: Settings) -> None:
     root.handlers = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
     root.setLevel(settings.log_level)
     for name in LOUD_AT_DEBUG:
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+        # Never lower a level a library set for itself: SQLAlchemy keeps its loggers at
+        # WARNING, and INFO there means "log every statement".
+        library_logger = logging.getLogger(name)
+        library_logger.setLevel(logging.NOTSET)
+        library_logger.setLevel(max(logging.INFO, library_logger.getEffectiveLevel()))
 
     # uvicorn's own handlers would print a second, differently formatted line; its access
     # log is replaced by the application's access line (see middleware.py).
