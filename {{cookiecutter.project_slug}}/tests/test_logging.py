@@ -37,6 +37,7 @@ def test_debug_level_keeps_query_parameters_and_task_arguments_out(
     out = capsys.readouterr().out
     assert "ours_at_debug" in out
     assert "someone@example.com" not in out
+{%- if cookiecutter.database != "none" %}
 
 
 @pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING"])
@@ -44,6 +45,7 @@ def test_sql_statements_are_not_logged_at_any_level(level: str) -> None:
     """SQLAlchemy logs every statement when its engine logger allows INFO (echo)."""
     configure_logging(make_settings(log_level=level))
     assert not logging.getLogger("sqlalchemy.engine.Engine").isEnabledFor(logging.INFO)
+{%- endif %}
 
 
 def test_a_library_logger_follows_a_raised_level(capsys: pytest.CaptureFixture[str]) -> None:

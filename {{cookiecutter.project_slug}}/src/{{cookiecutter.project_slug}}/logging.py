@@ -23,7 +23,8 @@ from {{ cookiecutter.project_slug }}.tracing import add_trace_context
 HANDLER_NAME = "structlog"
 # Libraries that log query parameters or task arguments at DEBUG (addresses, password
 # hashes, links with tokens): they stay at INFO or above, whatever LOG_LEVEL says.
-LOUD_AT_DEBUG = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "taskiq")
+# (SQLAlchemy keeps its own loggers at WARNING; INFO there would log every statement.)
+LOUD_AT_DEBUG = ("aiosqlite", "asyncpg", "taskiq")
 
 # Keys whose values must never reach a log line or an error report (sentry.py uses it too).
 REDACTED_KEYS = frozenset(
@@ -126,8 +127,7 @@ def configure_logging(settings: Settings) -> None:
     root.handlers = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
     root.setLevel(settings.log_level)
     for name in LOUD_AT_DEBUG:
-        # Never lower a level a library set for itself: SQLAlchemy keeps its loggers at
-        # WARNING, and INFO there means "log every statement".
+        # Never lower a level a library set for itself.
         library_logger = logging.getLogger(name)
         library_logger.setLevel(logging.NOTSET)
         library_logger.setLevel(max(logging.INFO, library_logger.getEffectiveLevel()))
