@@ -15,7 +15,7 @@ from typing import Annotated, cast
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 
 from {{ cookiecutter.project_slug }}.accounts.service import MailLimiters
 from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash
@@ -99,12 +99,14 @@ class Account:
 USERS = cast("Table", User.__table__)
 # Two columns through Core, not a User object through the ORM: every request for an owned
 # resource asks this, and the user's row is not needed otherwise.
-ACTIVE_ACCOUNT = select(USERS.c.is_superuser).where(USERS.c.is_active)
+ACTIVE_ACCOUNT = select(USERS.c.is_superuser).where(
+    USERS.c.id == bindparam("user_id"), USERS.c.is_active
+)
 
 
 async def current_account(session: SessionDep, user_id: TokenSubject) -> Account:
     """`current_user` without loading the user: an active account, or 401."""
-    is_superuser = await session.scalar(ACTIVE_ACCOUNT.where(USERS.c.id == user_id))
+    is_superuser = await session.scalar(ACTIVE_ACCOUNT, {"user_id": user_id})
     if is_superuser is None:
         raise UnauthorizedError()
     return Account(id=user_id, is_superuser=is_superuser)

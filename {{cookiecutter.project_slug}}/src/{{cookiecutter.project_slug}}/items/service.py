@@ -13,10 +13,21 @@ from dataclasses import dataclass
 {%- endif %}
 from typing import Any, cast
 
-from sqlalchemy import Row, {% if cookiecutter.auth != "none" %}Select, {% endif %}Table, insert, select{% if cookiecutter.tasks != "none" %}, update{% endif %}
+from sqlalchemy import Row, {% if cookiecutter.auth != "none" %}Select, {% endif %}Table, {% if cookiecutter.auth != "none" %}bindparam, {% endif %}insert, select{% if cookiecutter.tasks != "none" %}, update{% endif %}
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.project_slug }}.db import {% if cookiecutter.redis %}after_commit, {% endif %}conflict_as_409, fetch_page, flush_or_conflict{% if cookiecutter.tasks != "none" %}, utcnow{% endif %}
+from {{ cookiecutter.project_slug }}.db import (
+    PagedQuery,
+{%- if cookiecutter.redis %}
+    after_commit,
+{%- endif %}
+    conflict_as_409,
+    fetch_page,
+    flush_or_conflict,
+{%- if cookiecutter.tasks != "none" %}
+    utcnow,
+{%- endif %}
+)
 from {{ cookiecutter.project_slug }}.errors import NotFoundError
 from {{ cookiecutter.project_slug }}.items.models import Item{% if cookiecutter.auth != "none" %}, OwnerId{% endif %}
 {%- if cookiecutter.redis %}
@@ -39,6 +50,17 @@ from {{ cookiecutter.project_slug }}.items.schemas import ItemCreate, ItemUpdate
 # rather than ORM objects to track, at a fraction of the CPU per request. Reading, changing
 # and deleting one item use the ORM, simpler where an object is changed.
 ITEMS = cast("Table", Item.__table__)
+# Built once, so a request only binds values (see db.PagedQuery). The id and timestamps of a
+# new item are the columns' defaults, returned with the row.
+INSERT_ITEM = insert(ITEMS).returning(*ITEMS.c)
+# Newest first, with the id as a tie-breaker so pages never overlap or skip.
+NEWEST_FIRST = (ITEMS.c.created_at.desc(), ITEMS.c.id)
+ALL_ITEMS = PagedQuery(select(ITEMS).order_by(*NEWEST_FIRST))
+{%- if cookiecutter.auth != "none" %}
+OWN_ITEMS = PagedQuery(
+    select(ITEMS).where(ITEMS.c.owner_id == bindparam("owner_id")).order_by(*NEWEST_FIRST)
+)
+{%- endif %}
 {%- if cookiecutter.auth != "none" %}
 
 
@@ -69,10 +91,8 @@ async def create_item(session: AsyncSession, {{ caller_param }}data: ItemCreate)
 {%- else %}
     values = data.model_dump()
 {%- endif %}
-    # The id and timestamps are the columns' defaults, returned with the row.
-    statement = insert(ITEMS).values(values).returning(*ITEMS.c)
     async with conflict_as_409(session, _name_taken(data.name)):
-        return (await session.execute(statement)).one()
+        return (await session.execute(INSERT_ITEM, values)).one()
 
 
 {% if cookiecutter.auth != "none" -%}
@@ -84,12 +104,13 @@ async def list_items(
     session: AsyncSession, *, limit: int, offset: int
 ) -> tuple[Sequence[Row[Any]], int]:
 {%- endif %}
-    # Newest first, with the id as a tie-breaker so pages never overlap or skip.
-    query = select(ITEMS).order_by(ITEMS.c.created_at.desc(), ITEMS.c.id)
 {%- if cookiecutter.auth != "none" %}
-    return await fetch_page(session, _visible(query, caller), limit=limit, offset=offset)
+    if caller.sees_all:
+        return await fetch_page(session, ALL_ITEMS, limit=limit, offset=offset)
+    owner = {"owner_id": caller.owner_id}
+    return await fetch_page(session, OWN_ITEMS, owner, limit=limit, offset=offset)
 {%- else %}
-    return await fetch_page(session, query, limit=limit, offset=offset)
+    return await fetch_page(session, ALL_ITEMS, limit=limit, offset=offset)
 {%- endif %}
 
 

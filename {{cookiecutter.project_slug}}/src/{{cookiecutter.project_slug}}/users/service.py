@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.auth.passwords import check_password_strength, hash_password
-from {{ cookiecutter.project_slug }}.db import fetch_page, flush_or_conflict
+from {{ cookiecutter.project_slug }}.db import PagedQuery, fetch_page, flush_or_conflict
 from {{ cookiecutter.project_slug }}.users.models import User
 
 
@@ -55,7 +55,9 @@ async def change_password(session: AsyncSession, user: User, password: str) -> N
     await session.flush()
 
 
+NEWEST_FIRST = PagedQuery(select(User).order_by(User.created_at.desc(), User.id))
+
+
 async def list_users(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[User], int]:
-    query = select(User).order_by(User.created_at.desc(), User.id)
-    rows, total = await fetch_page(session, query, limit=limit, offset=offset)
+    rows, total = await fetch_page(session, NEWEST_FIRST, limit=limit, offset=offset)
     return [row.User for row in rows], total
