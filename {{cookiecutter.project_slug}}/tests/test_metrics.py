@@ -58,6 +58,14 @@ async def test_requests_are_counted_by_route_template(
     assert 'http_requests_in_progress{method="GET"} 0.0' in text
 
 
+async def test_requests_the_edge_refuses_are_counted(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await client.get("/api/v1/info", headers={"X-Padding": "x" * 20_000})
+    text = exposition(app)
+    assert 'http_requests_total{method="GET",route="unmatched",status="431"} 1.0' in text
+
+
 async def test_unknown_methods_share_one_label(app: FastAPI, client: httpx.AsyncClient) -> None:
     await client.request("BREW", "/api/v1/info")
     text = exposition(app)

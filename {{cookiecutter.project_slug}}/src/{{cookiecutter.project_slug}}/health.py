@@ -25,6 +25,8 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 LIVE_PATH = "/health/live"
 READY_PATH = "/health/ready"
+# Probed by machines every few seconds: no access line, no metrics, no spans.
+PROBE_PATHS = frozenset({LIVE_PATH, READY_PATH})
 READINESS_TIMEOUT_SECONDS = 2.0
 
 logger = structlog.stdlib.get_logger(__name__)

@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_queue_error_handlers(app)
 {%- endif %}
 
-    # Added innermost first: the edge wraps everything, even the 500 fallback.
+    # Added innermost first: the edge wraps everything, even the 500 fallback{% if cookiecutter.metrics %}; metrics
+    # wrap the edge, so what it refuses (413, 431) is counted too{% endif %}.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -141,15 +142,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-{%- if cookiecutter.metrics %}
-    install_metrics(app)
-{%- endif %}
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
         max_header_bytes=settings.max_request_header_bytes,
         hsts=settings.hsts_header,
     )
+{%- if cookiecutter.metrics %}
+    install_metrics(app)
+{%- endif %}
 {%- if cookiecutter.tracing %}
     install_tracing(app, settings)  # outermost: the access line carries the trace id
 {%- endif %}

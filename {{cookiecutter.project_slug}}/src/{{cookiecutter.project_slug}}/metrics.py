@@ -1,7 +1,9 @@
 """Prometheus metrics: request count, latency histogram and in-flight requests.
 
 Labels are the route template (`/api/v1/items/{item_id}`, never the raw path), a known
-method and the status, so the number of series stays bounded whatever clients send.
+method and the status, so the number of series stays bounded whatever clients send. What
+matched no route, or was refused before routing (431, 413: see middleware.py), is counted
+under the route `unmatched`.
 
 The metrics are not on the service's port. `serve` exposes them on their own,
 METRICS_PORT (bound to HOST), for the scraper alone: keep that port off the public network
@@ -28,10 +30,10 @@ from prometheus_client.exposition import start_http_server
 from prometheus_client.metrics_core import Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from {{ cookiecutter.project_slug }}.health import PROBE_PATHS
+
 UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Paths probed by machines, not used by clients.
-UNMEASURED_PATHS = frozenset({"/health/live", "/health/ready"})
 
 
 class PrometheusMiddleware:
@@ -60,7 +62,7 @@ class PrometheusMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNMEASURED_PATHS:
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
 

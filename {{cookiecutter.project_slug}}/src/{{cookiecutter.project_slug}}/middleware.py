@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.errors import problem_response
-from {{ cookiecutter.project_slug }}.health import LIVE_BODY, LIVE_PATH, READY_PATH
+from {{ cookiecutter.project_slug }}.health import LIVE_BODY, LIVE_PATH, PROBE_PATHS
 {%- if cookiecutter.sentry %}
 from {{ cookiecutter.project_slug }}.sentry import capture_exception
 {%- endif %}
@@ -28,8 +28,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_HEADER_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 # An incoming id is reused only when it is short and plain, so it cannot forge log lines.
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# Probed by machines every few seconds: no access line.
-QUIET_PATHS = frozenset({LIVE_PATH, READY_PATH})
 LIVE_METHODS = frozenset({"GET", "HEAD"})
 
 logger = structlog.stdlib.get_logger("access")
@@ -116,7 +114,7 @@ class EdgeMiddleware:
             await exchange.refuse(500, "An unexpected error occurred.")
         finally:
             try:
-                if scope["path"] not in QUIET_PATHS:
+                if scope["path"] not in PROBE_PATHS:
                     logger.info(
                         "request",
                         method=scope["method"],

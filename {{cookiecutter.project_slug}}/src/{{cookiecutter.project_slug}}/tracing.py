@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from structlog.types import EventDict
 
+from {{ cookiecutter.project_slug }}.health import PROBE_PATHS
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def trace_app(app: FastAPI, settings: Settings, exporter: SpanExporter) -> Trace
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="/health/live,/health/ready"
+        app, tracer_provider=provider, excluded_urls=",".join(sorted(PROBE_PATHS))
     )
     app.state.tracer_provider = provider
     return provider
