@@ -153,7 +153,7 @@ def test_docs_work_in_a_browser(
         base_url = f"http://127.0.0.1:{port}"
         if auth == "jwt":
             registered = httpx.post(f"{base_url}/api/v1/auth/register", json=ACCOUNT, timeout=10)
-            assert registered.status_code == 201, registered.text
+            assert registered.status_code == 202, registered.text
             credential = ACCOUNT["password"]
 
         page = browser.new_page()

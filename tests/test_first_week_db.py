@@ -139,7 +139,7 @@ def signed_in(client: httpx.Client, variant: Variant) -> dict[str, str]:
         return {}
     email = f"{uuid.uuid4().hex[:8]}@example.com"
     registered = client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
     token = client.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
     assert token.status_code == 200, token.text
     return {"Authorization": f"Bearer {token.json()['access_token']}"}

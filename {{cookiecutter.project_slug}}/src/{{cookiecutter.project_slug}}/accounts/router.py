@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.accounts import service
@@ -13,8 +13,7 @@ from {{ cookiecutter.project_slug }}.accounts.schemas import (
     PasswordResetConfirm,
     VerifyRequest,
 )
-from {{ cookiecutter.project_slug }}.accounts.service import MailLimiters
-from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, ClientAddress
+from {{ cookiecutter.project_slug }}.auth.dependencies import AppSettings, ClientAddress, MailLimits
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import NotFoundError, problems
 from {{ cookiecutter.project_slug }}.mail.outbox import Outbox
@@ -35,11 +34,6 @@ RESEND_ACCEPTED = Accepted(
 Compose = Callable[[AsyncSession, Settings, str], Awaitable[Message | None]]
 
 
-def _mail_limiters(request: Request) -> MailLimiters:
-    limiters: MailLimiters = request.app.state.mail_limiters
-    return limiters
-
-
 class MailRequests:
     """What a request for mail needs: the limits, the session, and the way out."""
 
@@ -48,7 +42,7 @@ class MailRequests:
         *,
         session: SessionDep,
         settings: AppSettings,
-        limiters: Annotated[MailLimiters, Depends(_mail_limiters)],
+        limiters: MailLimits,
         address: ClientAddress,
         outbox: Outbox,
     ) -> None:

@@ -1,9 +1,9 @@
 """Password reset and email verification: issuing, mailing and spending single-use tokens.
 
 Requests that name an email answer the same whatever the address (no account
-enumeration); each runs the same lookup and clean-up either way (an account adds one
-insert), and the mail leaves after the request's commit, outside the request
-(`mail.outbox.Outbox`), so the mail server's time never shows.
+enumeration; registration too, see `account_exists_mail`); each runs the same lookup and
+clean-up either way (an account adds one insert), and the mail leaves after the request's
+commit, outside the request (`mail.outbox.Outbox`), so the mail server's time never shows.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ class MailLimiters:
         by_address = f"mail:{client_address}"
         await refuse_while_locked(self.per_address, by_address)
         await self.per_address.record_failure(by_address)  # every request counts
+        return await self.admit_account(email)
+
+    async def admit_account(self, email: str) -> bool:
+        """False, quietly, when `email` has had its share of mail."""
         by_account = f"mail:{email}"
         if await self.per_account.retry_after(by_account) is not None:
             logger.info("mail_request_limited")
@@ -145,6 +149,16 @@ async def verification_mail(session: AsyncSession, settings: Settings, user: Use
         link=link(settings, VERIFY_PAGE, token),
         hours=settings.email_verification_token_hours,
     )
+
+
+async def account_exists_mail(session: AsyncSession, email: str) -> Message | None:
+    """What a registration for an address that has an account mails that account's owner
+    (if it is active), in place of telling the caller that the account exists."""
+    user = await users.get_by_email(session, email)
+    if user is None or not user.is_active:
+        return None
+    subject = "You already have an account"
+    return render("account_exists", to=user.email, subject=subject, verified=user.is_verified)
 
 
 async def resend_verification(

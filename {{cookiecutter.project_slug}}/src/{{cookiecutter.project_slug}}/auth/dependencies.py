@@ -1,6 +1,6 @@
 {%- if cookiecutter.auth == "jwt" -%}
 """What endpoints depend on: the current user (from a bearer access token), superusers only,
-the login and registration limiters, and the lifespan that creates them."""
+the login, registration and mail limiters, and the lifespan that creates them."""
 
 from __future__ import annotations
 {% if cookiecutter.redis %}
@@ -60,9 +60,15 @@ async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+async def _mail_limiters(request: Request) -> MailLimiters:
+    limiters: MailLimiters = request.app.state.mail_limiters
+    return limiters
+
+
 AppSettings = Annotated[Settings, Depends(_settings)]
 Limiter = Annotated[LoginLimiter, Depends(_login_limiter)]
 RegistrationLimiter = Annotated[FailureLimiter, Depends(_registration_limiter)]
+MailLimits = Annotated[MailLimiters, Depends(_mail_limiters)]
 ClientAddress = Annotated[str, Depends(client_address)]
 
 

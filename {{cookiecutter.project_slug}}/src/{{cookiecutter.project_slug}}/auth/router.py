@@ -6,50 +6,65 @@ from typing import Annotated
 from fastapi import APIRouter, Form, status
 
 from {{ cookiecutter.project_slug }}.accounts import service as accounts
+from {{ cookiecutter.project_slug }}.accounts.schemas import Accepted
 from {{ cookiecutter.project_slug }}.auth import service
 from {{ cookiecutter.project_slug }}.auth.dependencies import (
     AppSettings,
     ClientAddress,
     Limiter,
+    MailLimits,
     RegistrationLimiter,
 )
 from {{ cookiecutter.project_slug }}.auth.passwords import PASSWORD_MAX_LENGTH
 from {{ cookiecutter.project_slug }}.auth.rate_limit import refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import RefreshRequest, TokenPair
 from {{ cookiecutter.project_slug }}.db import SessionDep
-from {{ cookiecutter.project_slug }}.errors import ForbiddenError, problems
+from {{ cookiecutter.project_slug }}.errors import ConflictError, ForbiddenError, problems
 from {{ cookiecutter.project_slug }}.mail.outbox import Outbox
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.models import EMAIL_MAX_LENGTH
-from {{ cookiecutter.project_slug }}.users.schemas import UserCreate, UserRead
+from {{ cookiecutter.project_slug }}.users.schemas import UserCreate
 
 # Every operation uses the database (503 while it is down).
 router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=problems(503))
 
+REGISTERED = Accepted(
+    detail="A mail is on its way to the address: a link to confirm it, if the account is new."
+)
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, responses=problems(403, 409, 429))
+
+@router.post("/register", status_code=status.HTTP_202_ACCEPTED, responses=problems(403, 429))
 async def register(
     *,
     data: UserCreate,
     session: SessionDep,
     settings: AppSettings,
     limiter: RegistrationLimiter,
+    mail_limits: MailLimits,
     address: ClientAddress,
     outbox: Outbox,
-) -> UserRead:
+) -> Accepted:
     """Create an account (REGISTRATION_ENABLED=false turns this off) and mail a link that
-    confirms its address. Note that a 409 tells the caller the email has an account; turn
-    registration off if that must stay secret. Attempts are limited per client address
-    (429): each one costs password hashing."""
+    confirms its address. The answer is the same when the email has an account already, after
+    the same work, so it tells nobody which addresses have accounts: that account's owner is
+    mailed instead (within the per-address limit of MAIL_REQUESTS_MAX_PER_ACCOUNT). Attempts
+    are limited per client address (429): each one costs password hashing."""
     if not settings.registration_enabled:
         raise ForbiddenError("Registration is closed.")
     key = f"register:{address}"
     await refuse_while_locked(limiter, key)
     await limiter.record_failure(key)  # every attempt counts, not only failed ones
-    user = await users.create_user(session, data.email, data.password)
+    try:
+        user = await users.create_user(session, data.email, data.password)
+    except ConflictError:  # the address has an account (the password was hashed all the same)
+        if await mail_limits.admit_account(data.email):
+            notice = await accounts.account_exists_mail(session, data.email)
+            if notice is not None:
+                outbox.send_later(notice)
+        return REGISTERED
     outbox.send_later(await accounts.verification_mail(session, settings, user))
-    return UserRead.model_validate(user)
+    return REGISTERED
 
 
 # 403: REQUIRE_VERIFIED_EMAIL and an unverified address.
