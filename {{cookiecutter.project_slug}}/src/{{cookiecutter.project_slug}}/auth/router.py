@@ -48,8 +48,8 @@ async def register(
     """Create an account (REGISTRATION_ENABLED=false turns this off) and mail a link that
     confirms its address. The answer is the same when the email has an account already, after
     the same work, so it tells nobody which addresses have accounts: that account's owner is
-    mailed instead (within the per-address limit of MAIL_REQUESTS_MAX_PER_ACCOUNT). Attempts
-    are limited per client address (429): each one costs password hashing."""
+    mailed instead (at most MAIL_REQUESTS_MAX_PER_ACCOUNT times per window). Attempts are
+    limited per client address (429): each one costs password hashing."""
     if not settings.registration_enabled:
         raise ForbiddenError("Registration is closed.")
     key = f"register:{address}"
