@@ -8,6 +8,9 @@ import importlib
 import io
 {% endif -%}
 import logging
+{% if cookiecutter.database == "postgresql" -%}
+import time
+{% endif -%}
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +28,9 @@ from {{ cookiecutter.project_slug }} import cli
 {% endif -%}
 from {{ cookiecutter.project_slug }}.db import (
     NOT_MIGRATED,
+{%- if cookiecutter.database == "postgresql" %}
+    ConnectionQueue,
+{%- endif %}
     SessionDep,
     UTCDateTime,
     database_setup_problem,
@@ -268,4 +274,43 @@ async def test_reads_run_without_a_transaction_and_writes_in_one(
         assert started == []
         assert (await client.delete(f"/api/v1/items/{uuid.uuid4()}")).status_code == 404
         assert len(started) == 1
+
+
+async def test_requests_take_the_pool_s_connections_in_arrival_order() -> None:
+    """A newcomer that asks just as a connection comes back does not overtake the requests
+    already waiting (SQLAlchemy's async pool lets it)."""
+    queue = ConnectionQueue(1, timeout_seconds=5)
+    served: list[str] = []
+
+    async def request(name: str) -> None:
+        async with queue.turn():
+            served.append(name)
+            await asyncio.sleep(0)
+
+    async with queue.turn():
+        waiting = [asyncio.create_task(request(name)) for name in ("first", "second")]
+        await asyncio.sleep(0.05)  # both are waiting now
+    newcomer = asyncio.create_task(request("newcomer"))  # arrives as the connection returns
+    await asyncio.gather(*waiting, newcomer)
+    assert served == ["first", "second", "newcomer"]
+
+
+async def test_a_request_that_gets_no_connection_in_time_is_shed_with_a_503(
+    database_url: str,
+) -> None:
+    settings = make_settings(database_url=database_url, db_pool_size=1, db_pool_timeout_seconds=0.2)
+    app = create_app(settings)
+{%- if cookiecutter.auth != "none" %}
+    items_without_login(app)
+{%- endif %}
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        async with app.state.connection_queue.turn():  # the only connection is busy
+            started = time.monotonic()
+            response = await client.get("/api/v1/items")
+            waited = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "5"
+        assert 0.2 <= waited < 2
+        assert (await client.get("/api/v1/items")).status_code == 200  # and served again
 {%- endif %}

@@ -105,8 +105,8 @@ def build_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
             # No ping per checkout (a round trip per request): a dead connection makes its
             # statement fail (a 503), and SQLAlchemy then replaces every pooled connection.
             "pool_pre_ping": False,
-            # A request waits this long for a free connection, then gets a 503 with
-            # Retry-After: under overload the service sheds load instead of queueing.
+            # Requests wait their turn in ConnectionQueue (below), which sheds them with a
+            # 503 after this long; the pool's own wait bounds everything else (readiness).
             "pool_timeout": settings.db_pool_timeout_seconds,
         }
     else:
@@ -254,6 +254,11 @@ async def database_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[N
 {%- else %}
     app.state.read_sessionmaker = app.state.sessionmaker  # SQLite: no round trips to save
 {%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+    app.state.connection_queue = ConnectionQueue(
+        settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout_seconds
+    )
+{%- endif %}
     add_readiness_check(app, "database", lambda: ping(engine))
     add_schema_readiness_check(app, engine)
     try:
@@ -276,6 +281,36 @@ async def standalone_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 {%- endif %}
 
 
+{%- if cookiecutter.database == "postgresql" %}
+
+
+class ConnectionQueue:
+    """Requests take their turn at the pool's connections in arrival order.
+
+    SQLAlchemy's async pool gives a returned connection to whoever asks next, a newcomer
+    included, and sends the requests already waiting to the back of the line: under load a
+    few waited many times as long as the rest (create at 32 concurrent requests: p99 8x the
+    p50, and some 503s). This queue, as long as the pool, is first come first served; a
+    request whose turn has not come within DB_POOL_TIMEOUT_SECONDS is shed with a 503."""
+
+    def __init__(self, connections: int, timeout_seconds: float) -> None:
+        self._turns = asyncio.Semaphore(connections)  # FIFO: newcomers never overtake
+        self._timeout_seconds = timeout_seconds
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._timeout_seconds):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError("no database connection was free in time") from None
+        try:
+            yield
+        finally:
+            self._turns.release()
+{%- endif %}
+
+
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -284,7 +319,11 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = (
         state.read_sessionmaker if request.method in SAFE_METHODS else state.sessionmaker
     )
+{%- if cookiecutter.database == "postgresql" %}
+    async with state.connection_queue.turn(), sessionmaker() as session:
+{%- else %}
     async with sessionmaker() as session:
+{%- endif %}
         try:
             yield session
             await session.commit()
