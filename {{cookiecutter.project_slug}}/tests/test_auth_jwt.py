@@ -510,6 +510,17 @@ async def test_forged_and_misused_access_tokens_are_refused(
             assert response.status_code == 401, (path, name)
 
 
+async def test_a_token_accepted_before_is_refused_once_it_expires(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    """Verified tokens are kept for their next use (tokens.py); their expiry still counts."""
+    expires = datetime.now(UTC) + timedelta(seconds=2)
+    access = signed(valid_claims(user, exp=expires))
+    assert (await anonymous.get(ME, headers=bearer(access))).status_code == 200
+    await asyncio.sleep((expires - datetime.now(UTC)).total_seconds() + 0.1)
+    assert (await anonymous.get(ME, headers=bearer(access))).status_code == 401
+
+
 # RFC 7519: `exp` and `iat` are NumericDates, JSON numbers. Anything else, and numbers that
 # no date can hold, must be a 401 however the token is signed.
 ODD_DATES: list[object] = [

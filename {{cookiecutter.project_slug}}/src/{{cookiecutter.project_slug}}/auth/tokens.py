@@ -7,10 +7,11 @@ the type, so a refresh token is never accepted as an access token, nor the rever
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 import jwt
 
@@ -26,6 +27,7 @@ REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "iss", "aud"]
 INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
 
 TokenType = Literal["access", "refresh"]
+TOKEN_TYPES: tuple[TokenType, ...] = get_args(TokenType)
 
 
 @dataclass(frozen=True)
@@ -68,27 +70,45 @@ def _numeric_date(value: object) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def decode_token(settings: Settings, token: str, expected_type: TokenType) -> TokenClaims:
-    """The verified claims, or UnauthorizedError whatever is wrong with the token."""
+# Verifying a token (base64, JSON, the HMAC, every claim) is a good part of an authenticated
+# request's CPU, and a client sends the same access token with every request until it
+# expires. So each process keeps the verified claims of the tokens it saw last, keyed by the
+# exact token and key; only the expiry changes with time, and it is checked on every use.
+# A token that fails verification is never kept: it is verified, and refused, every time.
+VERIFIED_TOKENS_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)
+def _verified_claims(key: str, token: str) -> TokenClaims:
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key.get_secret_value(),
+            key,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
             options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
         )
-        if claims["type"] != expected_type:
+        token_type = claims["type"]
+        if token_type not in TOKEN_TYPES:
             raise UnauthorizedError(INVALID_TOKEN)
         _numeric_date(claims["iat"])
         return TokenClaims(
             subject=uuid.UUID(str(claims["sub"])),
             token_id=uuid.UUID(str(claims["jti"])),
-            type=expected_type,
+            type=token_type,
             expires_at=_numeric_date(claims["exp"]),
         )
     # A signed token can still hold dates no datetime can (huge, infinite): OverflowError
     # and OSError come from the conversion, and are a 401 like any other bad token.
     except (jwt.PyJWTError, ValueError, OverflowError, OSError):
         raise UnauthorizedError(INVALID_TOKEN) from None
+
+
+def decode_token(settings: Settings, token: str, expected_type: TokenType) -> TokenClaims:
+    """The verified claims, or UnauthorizedError whatever is wrong with the token."""
+    claims = _verified_claims(settings.secret_key.get_secret_value(), token)
+    # PyJWT checked the expiry when the token was first verified; a kept one expires later.
+    if claims.type != expected_type or claims.expires_at <= datetime.now(UTC):
+        raise UnauthorizedError(INVALID_TOKEN)
+    return claims
