@@ -3,6 +3,7 @@ only lists the chosen ones."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
@@ -55,7 +56,21 @@ from {{ cookiecutter.project_slug }}.users.router import router as users_router
 # A feature's setup and teardown: opened at startup, closed at shutdown, in reverse order.
 FeatureLifespan = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
 
-{%- if cookiecutter.database != "none" or cookiecutter.tracing or cookiecutter.auth != "none" or cookiecutter.redis or cookiecutter.tasks != "none" %}
+
+@asynccontextmanager
+async def freeze_startup_objects(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """In production, what startup made (modules, routes, pools: most of the process's
+    objects, and they live as long as it does) leaves the garbage collector's sight, so a
+    full collection walks only what requests left behind; walking it all paused a loaded
+    worker for up to 0.2 s (measured). Not in development or tests: they start many apps in
+    one process, and the collector never frees frozen objects."""
+    del app
+    if settings.environment == "production":
+        gc.collect()
+        gc.freeze()
+    yield
+
+
 FEATURES: list[FeatureLifespan] = [
 {%- if cookiecutter.database != "none" %}
     database_lifespan,
@@ -75,10 +90,8 @@ FEATURES: list[FeatureLifespan] = [
 {%- if cookiecutter.tasks != "none" %}
     tasks_lifespan,
 {%- endif %}
+    freeze_startup_objects,  # last: after every other feature has started
 ]
-{%- else %}
-FEATURES: list[FeatureLifespan] = []  # none of the chosen features needs setup or teardown
-{%- endif %}
 
 
 def operation_id(route: APIRoute) -> str:
