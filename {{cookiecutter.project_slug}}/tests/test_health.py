@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+{% if cookiecutter.database != "none" -%}
+import logging
+{% endif -%}
 import time
 
 import httpx
@@ -36,6 +39,19 @@ async def test_ready_reports_every_check(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
 {%- set checks = (["database", "schema"] if cookiecutter.database != "none" else []) + (["redis"] if cookiecutter.redis else []) %}
     assert response.json()["checks"] == {{ '{' }}{% for check in checks %}"{{ check }}": "ok"{{ ", " if not loop.last }}{% endfor %}{{ '}' }}
+{%- if cookiecutter.database != "none" %}
+
+
+async def test_readiness_probes_add_no_lines_from_alembic(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schema check reads the revision through Alembic on every probe."""
+    caplog.set_level(logging.INFO)
+    for _ in range(2):
+        assert (await client.get("/health/ready")).status_code == 200
+    from_alembic = [record for record in caplog.records if record.name.startswith("alembic")]
+    assert [record.getMessage() for record in from_alembic] == []
+{%- endif %}
 
 
 async def test_ready_is_503_problem_when_a_dependency_fails(

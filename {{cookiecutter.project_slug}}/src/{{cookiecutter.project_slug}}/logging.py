@@ -25,6 +25,13 @@ HANDLER_NAME = "structlog"
 # hashes, links with tokens): they stay at INFO or above, whatever LOG_LEVEL says.
 # (SQLAlchemy keeps its own loggers at WARNING; INFO there would log every statement.)
 LOUD_AT_DEBUG = ("aiosqlite", "asyncpg", "taskiq")
+{%- if cookiecutter.database != "none" %}
+# Alembic narrates at INFO each look at the schema's revision, which the service takes at
+# startup and on every readiness probe ("Context impl PostgresqlImpl.", "Will assume
+# transactional DDL.": two lines per probe, per replica). `make migrate` keeps its lines:
+# the alembic command logs through alembic.ini, not through this module.
+QUIET_IN_THE_SERVICE = ("alembic",)
+{%- endif %}
 
 # Keys whose values must never reach a log line or an error report (sentry.py uses it too).
 REDACTED_KEYS = frozenset(
@@ -131,6 +138,10 @@ def configure_logging(settings: Settings) -> None:
         library_logger = logging.getLogger(name)
         library_logger.setLevel(logging.NOTSET)
         library_logger.setLevel(max(logging.INFO, library_logger.getEffectiveLevel()))
+{%- if cookiecutter.database != "none" %}
+    for name in QUIET_IN_THE_SERVICE:
+        logging.getLogger(name).setLevel(logging.WARNING)
+{%- endif %}
 
     # uvicorn's own handlers would print a second, differently formatted line; its access
     # log is replaced by the application's access line (see middleware.py).
