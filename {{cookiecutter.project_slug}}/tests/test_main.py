@@ -14,11 +14,12 @@ async def test_production_freezes_what_startup_made_once_every_feature_has_start
     settings: Settings,
 ) -> None:
     assert FEATURES[-1] is freeze_startup_objects
+    frozen = gc.get_freeze_count()  # not 0 on Python 3.12
     async with freeze_startup_objects(FastAPI(), settings):
-        assert gc.get_freeze_count() == 0  # tests start an app each: nothing is frozen
+        assert gc.get_freeze_count() == frozen  # tests start an app each: nothing more
     production = settings.model_copy(update={"environment": "production"})
     try:
         async with freeze_startup_objects(FastAPI(), production):
-            assert gc.get_freeze_count() > 0
+            assert gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()
