@@ -246,8 +246,8 @@ async def test_unverified_accounts_cannot_log_in_when_verification_is_required(
     assert (await login(anonymous, user.email, TEST_PASSWORD)).status_code == 200
 
 
-async def test_a_new_email_must_be_verified_again(
-    app: FastAPI, client: httpx.AsyncClient, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+async def test_a_new_email_is_the_accounts_once_the_link_mailed_there_is_opened(
+    client: httpx.AsyncClient, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
 ) -> None:
     # The user verified the first address (its link is the first mail).
     assert (
@@ -256,21 +256,62 @@ async def test_a_new_email_must_be_verified_again(
     _page, old_token = link_token(inbox.only(user.email))
     assert (await anonymous.post(f"{AUTH}/verify", json={"token": old_token})).status_code == 204
 
-    changed = await client.patch(
-        ME, json={"current_password": TEST_PASSWORD, "email": "moved@example.com"}
+    asked = await client.patch(
+        ME, json={"current_password": TEST_PASSWORD, "email": "Moved@example.com"}
     )
-    assert changed.status_code == 200, changed.text
-    assert changed.json()["is_verified"] is False
-    _page, token = link_token(inbox.only("moved@example.com"))
+    assert asked.status_code == 200, asked.text
+    # Nothing changes until the new address's owner opens the link.
+    assert (asked.json()["email"], asked.json()["is_verified"]) == (user.email, True)
+    page, token = link_token(inbox.only("moved@example.com"))
+    assert page == f"{PUBLIC_BASE_URL}/verify-email"
+    assert (await login(anonymous, "moved@example.com", TEST_PASSWORD)).status_code == 401
+
     assert (await anonymous.post(f"{AUTH}/verify", json={"token": token})).status_code == 204
-    assert (await client.get(ME)).json()["is_verified"] is True
+    me = (await client.get(ME)).json()
+    assert (me["email"], me["is_verified"]) == ("moved@example.com", True)
+    assert (await login(anonymous, "moved@example.com", TEST_PASSWORD)).status_code == 200
+    assert (await login(anonymous, user.email, TEST_PASSWORD)).status_code == 401
+    assert_invalid_link(await anonymous.post(f"{AUTH}/verify", json={"token": token}))
 
     # Saving the same address again changes nothing and sends nothing.
     same = await client.patch(
         ME, json={"current_password": TEST_PASSWORD, "email": "MOVED@example.com"}
     )
-    assert same.json()["is_verified"] is True
+    assert same.json()["email"] == "moved@example.com"
     assert inbox.messages == []
+
+
+async def test_asking_for_a_taken_address_answers_as_for_a_free_one_and_tells_its_owner(
+    app: FastAPI, client: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    await add_user(app, "taken@example.com")
+    answers = [
+        await client.patch(ME, json={"current_password": TEST_PASSWORD, "email": email})
+        for email in ("Taken@example.com", "free@example.com")
+    ]
+    assert {(a.status_code, a.text) for a in answers} == {(200, answers[0].text)}
+    assert answers[0].json()["email"] == user.email
+
+    to_free = inbox.messages.pop()
+    assert to_free["To"] == "free@example.com"
+    assert link_token(to_free)[0] == f"{PUBLIC_BASE_URL}/verify-email"
+    notice = inbox.only("taken@example.com")
+    assert "move another" in body(notice, "plain")
+    assert "#token=" not in body(notice, "plain") + body(notice, "html")
+    assert (await client.get(ME)).json()["email"] == user.email
+
+
+async def test_a_change_link_is_refused_once_another_account_took_the_address(
+    app: FastAPI, client: httpx.AsyncClient, anonymous: httpx.AsyncClient, user: User, inbox: Inbox
+) -> None:
+    await client.patch(ME, json={"current_password": TEST_PASSWORD, "email": "late@example.com"})
+    _page, token = link_token(inbox.only("late@example.com"))
+    await add_user(app, "late@example.com")
+
+    refused = await anonymous.post(f"{AUTH}/verify", json={"token": token})
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (await client.get(ME)).json()["email"] == user.email
 
 
 async def test_a_link_sent_to_a_former_address_stops_working(
@@ -281,11 +322,12 @@ async def test_a_link_sent_to_a_former_address_stops_working(
         await anonymous.post(f"{AUTH}/verify/resend", json={"email": user.email})
     ).status_code == 202
     _page, old_verify = link_token(inbox.only(user.email))
-    moved = await client.patch(
+    asked = await client.patch(
         ME, json={"current_password": TEST_PASSWORD, "email": "new@example.com"}
     )
-    assert moved.status_code == 200
-    inbox.only("new@example.com")
+    assert asked.status_code == 200
+    _page, move = link_token(inbox.only("new@example.com"))
+    assert (await anonymous.post(f"{AUTH}/verify", json={"token": move})).status_code == 204
 
     assert_invalid_link(await confirm(anonymous, old_reset))
     assert_invalid_link(await anonymous.post(f"{AUTH}/verify", json={"token": old_verify}))

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from {{ cookiecutter.project_slug }}.db import Base, UTCDateTime, utcnow
 from {{ cookiecutter.project_slug }}.users.models import EMAIL_MAX_LENGTH
 
-Purpose = Literal["password_reset", "verify_email"]
+Purpose = Literal["password_reset", "verify_email", "change_email"]
 
 
 class AccountToken(Base):
@@ -26,7 +26,8 @@ class AccountToken(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    # The address the link was sent to: it works only while the account still has it.
+    # The address the link was sent to. A reset or verification link works only while the
+    # account still has it; a change-of-address link moves the account to it.
     email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -97,9 +97,11 @@ async def confirm_password_reset(data: PasswordResetConfirm, session: SessionDep
     await service.reset_password(session, data.token, data.new_password)
 
 
-@router.post("/verify", status_code=status.HTTP_204_NO_CONTENT, responses=problems(400))
+# 409: the link moves an account to an address that another account has taken meanwhile.
+@router.post("/verify", status_code=status.HTTP_204_NO_CONTENT, responses=problems(400, 409))
 async def verify_email(data: VerifyRequest, session: SessionDep) -> None:
-    """Confirm the account's email address with the token from the mail (once)."""
+    """Confirm an email address with the token from the mail (once): the account's own, or
+    the new one asked for in `PATCH /users/me`, which becomes the account's."""
     await service.verify_email(session, data.token)
 
 

@@ -1,7 +1,9 @@
-"""Password reset and email verification: issuing, mailing and spending single-use tokens.
+"""Password reset, email verification and changes of address: issuing, mailing and
+spending single-use tokens.
 
 Requests that name an email answer the same whatever the address (no account
-enumeration; registration too, see `account_exists_mail`); each runs the same lookup and
+enumeration; registration and changes of address too, see `account_exists_mail` and
+`email_change_mail`); each runs the same lookup and
 clean-up either way (an account adds one insert), and the mail leaves after the request's
 commit, outside the request (`mail.outbox.Outbox`), so the mail server's time never shows.
 """
@@ -12,6 +14,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import quote
 
 import structlog
@@ -96,7 +99,15 @@ async def _forget_expired_and(session: AsyncSession, user: User | None, purpose:
     )
 
 
-async def _issue(session: AsyncSession, user: User, purpose: Purpose, lifetime: timedelta) -> str:
+async def _issue(
+    session: AsyncSession,
+    user: User,
+    purpose: Purpose,
+    lifetime: timedelta,
+    *,
+    email: str | None = None,
+) -> str:
+    """A new link's token for `user`, for its address or (a change of address) `email`."""
     await _forget_expired_and(session, user, purpose)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     session.add(
@@ -104,7 +115,7 @@ async def _issue(session: AsyncSession, user: User, purpose: Purpose, lifetime: 
             token_hash=hash_token(token),
             purpose=purpose,
             user_id=user.id,
-            email=user.email,
+            email=email or user.email,
             expires_at=datetime.now(UTC) + lifetime,
         )
     )
@@ -112,27 +123,32 @@ async def _issue(session: AsyncSession, user: User, purpose: Purpose, lifetime: 
     return token
 
 
-async def _spend(session: AsyncSession, token: str, purpose: Purpose) -> User:
-    """The user the token was issued to, once: the token is gone afterwards. Atomic: of two
-    requests with one token, one wins."""
+async def _spend(
+    session: AsyncSession, token: str, *purposes: Purpose
+) -> tuple[User, Purpose, str]:
+    """The user the token was issued to, what for and the address it was sent to, once: the
+    token is gone afterwards. Atomic: of two requests with one token, one wins."""
     spent = await session.execute(
         delete(AccountToken)
         .where(
             AccountToken.token_hash == hash_token(token),
-            AccountToken.purpose == purpose,
+            AccountToken.purpose.in_(purposes),
             AccountToken.expires_at > datetime.now(UTC),
         )
-        .returning(AccountToken.user_id, AccountToken.email)
+        .returning(AccountToken.user_id, AccountToken.purpose, AccountToken.email)
         .execution_options(synchronize_session=False)
     )
     row = spent.one_or_none()
     if row is None:
         raise InvalidLinkError
     user = await session.get(User, row.user_id)
-    # The account must still have the address the link was sent to.
-    if user is None or not user.is_active or user.email != row.email:
+    if user is None or not user.is_active:
         raise InvalidLinkError
-    return user
+    purpose = cast("Purpose", row.purpose)
+    # A reset or verification link works only while the account has the address it went to.
+    if purpose != "change_email" and user.email != row.email:
+        raise InvalidLinkError
+    return user, purpose, row.email
 
 
 # --- email verification ----------------------------------------------------------------
@@ -151,14 +167,44 @@ async def verification_mail(session: AsyncSession, settings: Settings, user: Use
     )
 
 
-async def account_exists_mail(session: AsyncSession, email: str) -> Message | None:
-    """What a registration for an address that has an account mails that account's owner
-    (if it is active), in place of telling the caller that the account exists."""
-    user = await users.get_by_email(session, email)
-    if user is None or not user.is_active:
+def _address_in_use_notice(owner: User, *, moving: bool) -> Message | None:
+    """What the owner of an address is mailed when someone asks to register it, or to move
+    another account to it, in place of telling the caller that the address is taken."""
+    if not owner.is_active:
         return None
     subject = "You already have an account"
-    return render("account_exists", to=user.email, subject=subject, verified=user.is_verified)
+    return render(
+        "account_exists", to=owner.email, subject=subject, verified=owner.is_verified, moving=moving
+    )
+
+
+async def account_exists_mail(session: AsyncSession, email: str) -> Message | None:
+    """What a registration for an address that has an account mails that account's owner."""
+    owner = await users.get_by_email(session, email)
+    return None if owner is None else _address_in_use_notice(owner, moving=False)
+
+
+async def email_change_mail(
+    session: AsyncSession, settings: Settings, user: User, email: str
+) -> Message | None:
+    """A request to move `user` to `email`: a link mailed there, which moves the account once
+    opened (`verify_email`); until then the account keeps its address. An address that has an
+    account already gets its owner a notice instead: the caller learns nothing either way,
+    and each way runs the same lookup and clean-up (a link adds one insert)."""
+    email = email.lower()
+    owner = await users.get_by_email(session, email)
+    if owner is not None:
+        await _forget_expired_and(session, user, "change_email")
+        return _address_in_use_notice(owner, moving=True)
+    lifetime = timedelta(hours=settings.email_verification_token_hours)
+    token = await _issue(session, user, "change_email", lifetime, email=email)
+    return render(
+        "verify_email",
+        to=email,
+        subject="Confirm your new email address",
+        link=link(settings, VERIFY_PAGE, token),
+        hours=settings.email_verification_token_hours,
+    )
 
 
 async def resend_verification(
@@ -172,7 +218,12 @@ async def resend_verification(
 
 
 async def verify_email(session: AsyncSession, token: str) -> None:
-    user = await _spend(session, token, "verify_email")
+    """Confirm an address with the link mailed to it: the account's own, or the one it asked
+    to move to, which it has from now on (409 if another account took it meanwhile)."""
+    user, purpose, email = await _spend(session, token, "verify_email", "change_email")
+    if purpose == "change_email":
+        await users.change_email(session, user, email)
+        return
     user.is_verified = True
     await session.flush()
 
@@ -202,7 +253,7 @@ async def password_reset_mail(
 async def reset_password(session: AsyncSession, token: str, new_password: str) -> None:
     """Set the password, end every session of the account. The mail reached its owner, so
     the address counts as verified too."""
-    user = await _spend(session, token, "password_reset")
+    user, _purpose, _email = await _spend(session, token, "password_reset")
     await users.change_password(session, user, new_password)
     await auth.revoke_all(session, user.id)
     user.is_verified = True

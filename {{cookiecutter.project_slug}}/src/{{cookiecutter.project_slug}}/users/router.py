@@ -9,6 +9,7 @@ from {{ cookiecutter.project_slug }}.auth.dependencies import (
     ClientAddress,
     CurrentUser,
     Limiter,
+    MailLimits,
     Superuser,
 )
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
@@ -27,8 +28,8 @@ async def read_me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
 
 
-# 403: a wrong current password; 429: too many of them.
-@router.patch("/me", responses=problems(403, 409, 429))
+# 403: a wrong current password; 429: too many of them, or of requests for mail.
+@router.patch("/me", responses=problems(403, 429))
 async def update_me(
     *,
     data: UserUpdate,
@@ -37,14 +38,20 @@ async def update_me(
     limiter: Limiter,
     address: ClientAddress,
     settings: AppSettings,
+    mail_limits: MailLimits,
     outbox: Outbox,
 ) -> UserRead:
-    """Change one's email or password; `current_password` must be right. A new email is
-    unverified until the link mailed to it is opened. A new password ends every other
-    session (all refresh tokens are revoked)."""
+    """Change one's password or email; `current_password` must be right. A new password
+    ends every other session (all refresh tokens are revoked). A new email is the account's
+    once the link mailed to it is opened (`POST /auth/verify`); until then the account keeps
+    its address, and the answer is the same whether or not the new one has an account (its
+    owner is told instead). Mail requests are limited as those of /auth are."""
     await auth.confirm_password(limiter, user, data.current_password, client_address=address)
-    if data.email is not None and await service.change_email(session, user, data.email):
-        outbox.send_later(await accounts.verification_mail(session, settings, user))
+    new_email = user.email if data.email is None else data.email.lower()
+    if new_email != user.email and await mail_limits.admit(new_email, address):
+        message = await accounts.email_change_mail(session, settings, user, new_email)
+        if message is not None:
+            outbox.send_later(message)
     if data.password is not None:
         await service.change_password(session, user, data.password)
         await auth.revoke_all(session, user.id)

@@ -38,15 +38,12 @@ async def create_user(
     return user
 
 
-async def change_email(session: AsyncSession, user: User, email: str) -> bool:
-    """Give `user` a new address, unverified until its owner opens the link mailed to it;
-    whether the address changed at all."""
-    if email.lower() == user.email:
-        return False
+async def change_email(session: AsyncSession, user: User, email: str) -> None:
+    """Give `user` the address its owner proved to hold (the link mailed there): verified.
+    409 if another account took it in the meantime."""
     user.email = email.lower()
-    user.is_verified = False
+    user.is_verified = True
     await flush_or_conflict(session, _email_taken(user.email))
-    return True
 
 
 async def change_password(session: AsyncSession, user: User, password: str) -> None:
