@@ -52,16 +52,19 @@ def access_headers(settings: Settings, user_id: uuid.UUID) -> dict[str, str]:
 
 {%- else -%}
 """An OpenID Connect provider inside the test process: its keys are made here and its
-discovery document and JWKS are served through an httpx transport, so no network is used."""
+discovery document and JWKS are served through an httpx transport, so no network is used,
+or over real HTTP on a loopback port (LoopbackProvider) where the bytes on the wire matter."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator
 from functools import cache
 from typing import Any
 
@@ -73,8 +76,10 @@ from jwt.algorithms import RSAAlgorithm
 
 ISSUER_URL = "https://issuer.test/realms/main"
 AUDIENCE = "{{ cookiecutter.project_slug | replace('_', '-') }}"
-JWKS_URL = f"{ISSUER_URL}/protocol/openid-connect/certs"
-DISCOVERY_URL = f"{ISSUER_URL}/.well-known/openid-configuration"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+DISCOVERY_URL = f"{ISSUER_URL}{DISCOVERY_PATH}"
+JWKS_PATH = "/protocol/openid-connect/certs"
+JWKS_URL = f"{ISSUER_URL}{JWKS_PATH}"
 
 
 @cache
@@ -164,6 +169,56 @@ class FakeIssuer:
 
     def bearer(self, **changes: Any) -> dict[str, str]:
         return bearer(self.token(**changes))
+
+
+class LoopbackProvider:
+    """A FakeIssuer's discovery document and keys served over HTTP on 127.0.0.1, answers a
+    test can spoil byte by byte: what a mock transport cannot show (a body that trickles
+    in, one too large to read). Tokens name `url` as their issuer: `issuer.token(iss=url)`."""
+
+    def __init__(self, issuer: FakeIssuer) -> None:
+        self.issuer = issuer
+        self.url = ""  # http://127.0.0.1:<port>, once serving
+        self.bodies: dict[str, bytes] = {}  # path -> the body served
+        self.pauses: dict[str, float] = {}  # path -> seconds between two bytes of its body
+        self.requests: list[str] = []
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[LoopbackProvider]:
+        server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        self.serve(DISCOVERY_PATH, {"issuer": self.url, "jwks_uri": self.url + JWKS_PATH})
+        self.serve(JWKS_PATH, self.issuer.jwks())
+        async with server:
+            yield self
+            for writer in self.writers:
+                writer.transport.abort()  # answers still trickling: the server must not wait
+
+    def serve(self, path: str, document: object) -> bytes:
+        """Serve `document` as JSON at `path`; returns the body."""
+        self.bodies[path] = json.dumps(document).encode()
+        return self.bodies[path]
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        with contextlib.suppress(ConnectionError):
+            path = (await reader.readline()).decode().split()[1]
+            while (await reader.readline()).strip():
+                pass  # the request's headers
+            self.requests.append(path)
+            body = self.bodies.get(path, b"")
+            status = "200 OK" if path in self.bodies else "404 Not Found"
+            head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
+            pause = self.pauses.get(path, 0)
+            chunks = [body[i : i + 1] for i in range(len(body))] if pause else [body]
+            for chunk in chunks:  # byte by byte when the path trickles, else all at once
+                writer.write(chunk)
+                await writer.drain()
+                await asyncio.sleep(pause)
+        writer.close()
+        self.writers.discard(writer)
 
 
 def _b64(data: bytes) -> str:

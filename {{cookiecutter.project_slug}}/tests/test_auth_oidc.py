@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,18 +18,21 @@ from fastapi import FastAPI
 from {{ cookiecutter.project_slug }}.auth.dependencies import require_scopes
 from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.auth_support import (
     AUDIENCE,
     DISCOVERY_URL,
     ISSUER_URL,
+    JWKS_PATH,
     JWKS_URL,
     FakeIssuer,
+    LoopbackProvider,
     assert_asks_for_a_bearer_token,
     bearer,
     forge_hs256,
 )
-from tests.support import make_settings
+from tests.support import make_client, make_settings
 
 ME = "/api/v1/me"
 ITEMS = "/api/v1/items"
@@ -335,6 +339,35 @@ def test_production_needs_an_https_issuer_and_an_audience(
 
 def test_required_scopes_setting_accepts_commas_or_spaces() -> None:
     assert make_settings(oidc_required_scopes="a, b c").oidc_required_scopes == ["a", "b", "c"]
+
+
+@pytest.fixture
+async def provider(issuer: FakeIssuer) -> AsyncIterator[LoopbackProvider]:
+    async with LoopbackProvider(issuer).serving() as provider:
+        yield provider
+
+
+async def test_a_provider_trickling_its_keys_is_a_503_once_the_timeout_is_spent(
+    settings: Settings, issuer: FakeIssuer, provider: LoopbackProvider
+) -> None:
+    # A byte every 0.2 s: every read is well within the 0.5 s timeout, the whole key set
+    # would take minutes. Through the app, with the HTTP client its lifespan builds.
+    provider.pauses[JWKS_PATH] = 0.2
+    settings = settings.model_copy(
+        update={"oidc_issuer": provider.url, "oidc_http_timeout_seconds": 0.5}
+    )
+    app = create_app(settings)
+    token = bearer(issuer.token(iss=provider.url))
+    async with app.router.lifespan_context(app), make_client(app, token) as client:
+        started = time.monotonic()
+        response = await asyncio.wait_for(client.get(ME), 5)  # without the deadline: hangs
+        assert time.monotonic() - started < 1.5
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "30"
+        # The cooldown applies as to an unreachable provider: no new fetch, an answer at once.
+        asked = len(provider.requests)
+        assert (await asyncio.wait_for(client.get(ME), 0.5)).status_code == 503
+        assert len(provider.requests) == asked
 
 
 async def test_keys_come_from_the_configured_issuer_on_the_first_token(

@@ -166,6 +166,7 @@ class Settings(BaseSettings):
     # Scopes every token must grant (comma- or space-separated); empty requires none.
     oidc_required_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     oidc_jwks_cache_seconds: int = Field(default=3600, ge=0)
+    # The whole fetch of the provider's discovery document and keys, not each read.
     oidc_http_timeout_seconds: float = Field(default=5.0, gt=0)
     # ID tokens are refused as access tokens. Relax for providers that differ: accept
     # `nonce`/`at_hash`/`c_hash` in access tokens, or demand RFC 9068's `typ: at+jwt`.

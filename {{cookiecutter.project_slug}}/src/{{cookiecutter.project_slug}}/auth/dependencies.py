@@ -249,6 +249,7 @@ def require_scope_setting(
 
 @asynccontextmanager
 async def auth_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    # httpx's timeout bounds each connect and read; the verifier bounds the whole fetch.
     async with httpx.AsyncClient(timeout=settings.oidc_http_timeout_seconds) as http:
         app.state.oidc_verifier = verifier = OIDCVerifier.from_settings(settings, http)
         yield

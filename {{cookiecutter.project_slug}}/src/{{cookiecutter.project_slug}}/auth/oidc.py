@@ -7,7 +7,8 @@ provider rotated its keys) triggers one refetch, at most once per cooldown, so r
 `kid`s cannot make us hammer the provider. Refetches are single-flight (concurrent callers
 share one), and a token whose key is cached never waits for one: a stale cache is refreshed
 in the background while its keys keep answering. Fetching uses an async HTTP client:
-PyJWT's own PyJWKClient would block the event loop while it downloads.
+PyJWT's own PyJWKClient would block the event loop while it downloads. A fetch has an
+overall deadline.
 
 Only asymmetric algorithms are accepted, and each key only with its own algorithm: `none`
 and HS256 forged with the public key (algorithm confusion) are refused. ID tokens are not
@@ -103,6 +104,7 @@ class OIDCVerifier:
         required_scopes: Iterable[str] = (),
         jwks_cache_seconds: float = 3600,
         refetch_cooldown_seconds: float = 30,
+        fetch_timeout_seconds: float = 5,
         allow_plain_http_jwks: bool = False,
         require_at_jwt_typ: bool = False,
         accept_id_token_markers: bool = False,
@@ -114,6 +116,7 @@ class OIDCVerifier:
         self.required_scopes = frozenset(required_scopes)
         self.jwks_cache_seconds = jwks_cache_seconds
         self.refetch_cooldown_seconds = refetch_cooldown_seconds
+        self.fetch_timeout_seconds = fetch_timeout_seconds
         self.allow_plain_http_jwks = allow_plain_http_jwks
         self.require_at_jwt_typ = require_at_jwt_typ
         self.accept_id_token_markers = accept_id_token_markers
@@ -131,6 +134,7 @@ class OIDCVerifier:
             http,
             required_scopes=settings.oidc_required_scopes,
             jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
+            fetch_timeout_seconds=settings.oidc_http_timeout_seconds,
             # Where the issuer itself may be plain http (outside production), so may its keys.
             allow_plain_http_jwks=not is_https_or_loopback(settings.oidc_issuer)
             and settings.environment != "production",
@@ -217,9 +221,13 @@ class OIDCVerifier:
         # down, requests must not queue behind one timeout after another.
         if now >= self._retry_at:
             try:
-                self._keys = await self._fetch_key_set()
+                # httpx's timeout bounds each read, not the download: a provider trickling
+                # its body would hold every caller waiting on this fetch for as long as it
+                # likes. The deadline bounds discovery and keys together.
+                async with asyncio.timeout(self.fetch_timeout_seconds):
+                    self._keys = await self._fetch_key_set()
                 self._fetched_at = now
-            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            except (httpx.HTTPError, ValueError, jwt.PyJWTError, TimeoutError) as exc:
                 self._retry_at = now + self.refetch_cooldown_seconds
                 logger.warning(
                     "oidc_keys_fetch_failed", error=repr(exc), cached=self._keys is not None
