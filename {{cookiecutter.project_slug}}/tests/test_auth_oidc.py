@@ -16,7 +16,7 @@ from fastapi import FastAPI
 {%- endif %}
 
 from {{ cookiecutter.project_slug }}.auth.dependencies import require_scopes
-from {{ cookiecutter.project_slug }}.auth.oidc import OIDCVerifier, Principal
+from {{ cookiecutter.project_slug }}.auth.oidc import MAX_DOCUMENT_BYTES, OIDCVerifier, Principal
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
@@ -368,6 +368,21 @@ async def test_a_provider_trickling_its_keys_is_a_503_once_the_timeout_is_spent(
         asked = len(provider.requests)
         assert (await asyncio.wait_for(client.get(ME), 0.5)).status_code == 503
         assert len(provider.requests) == asked
+
+
+async def test_a_document_larger_than_the_bound_is_not_read(
+    issuer: FakeIssuer, provider: LoopbackProvider
+) -> None:
+    token = issuer.token(iss=provider.url)
+    jwks = issuer.jwks()
+    unpadded = provider.serve(JWKS_PATH, {**jwks, "padding": ""})
+    padding = "x" * (MAX_DOCUMENT_BYTES - len(unpadded))
+    assert len(provider.serve(JWKS_PATH, {**jwks, "padding": padding})) == MAX_DOCUMENT_BYTES
+    async with httpx.AsyncClient() as http:
+        assert (await OIDCVerifier(provider.url, AUDIENCE, http).verify(token)).subject == "user-1"
+        provider.serve(JWKS_PATH, {**jwks, "padding": padding + "x"})  # one byte over
+        with pytest.raises(ServiceUnavailableError):
+            await OIDCVerifier(provider.url, AUDIENCE, http).verify(token)
 
 
 async def test_keys_come_from_the_configured_issuer_on_the_first_token(

@@ -8,7 +8,7 @@ provider rotated its keys) triggers one refetch, at most once per cooldown, so r
 share one), and a token whose key is cached never waits for one: a stale cache is refreshed
 in the background while its keys keep answering. Fetching uses an async HTTP client:
 PyJWT's own PyJWKClient would block the event loop while it downloads. A fetch has an
-overall deadline.
+overall deadline and a size bound.
 
 Only asymmetric algorithms are accepted, and each key only with its own algorithm: `none`
 and HS256 forged with the public key (algorithm confusion) are refused. ID tokens are not
@@ -21,6 +21,7 @@ OIDC_ACCEPT_ID_TOKEN_MARKERS says the provider puts them in access tokens too.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -52,6 +53,9 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 GENERIC_TOKEN_TYPES = frozenset({"jwt", "application/jwt"})
 # Claims that only ID tokens carry (OpenID Connect Core 1.0, sections 2 and 3.3.2.11).
 ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash")
+# A discovery document or key set is a few KiB; a provider (or whatever answers in its name)
+# that sends more is broken, and reading it all would cost the worker that much memory.
+MAX_DOCUMENT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -247,9 +251,7 @@ class OIDCVerifier:
 
     async def _fetch_key_set(self) -> PyJWKSet:
         discovery_url = f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
-        response = await self.http.get(discovery_url)
-        response.raise_for_status()
-        discovery = response.json()
+        discovery = await self._get_json(discovery_url)
         if (
             not isinstance(discovery, dict)
             or discovery.get("issuer") != self.issuer
@@ -259,12 +261,21 @@ class OIDCVerifier:
         jwks_uri = discovery["jwks_uri"]
         if not (self.allow_plain_http_jwks or is_https_or_loopback(jwks_uri)):
             raise ValueError(f"{discovery_url} names a jwks_uri that is not https")
-        response = await self.http.get(jwks_uri)
-        response.raise_for_status()
-        jwks = response.json()
+        jwks = await self._get_json(jwks_uri)
         if not isinstance(jwks, dict):
             raise ValueError(f"{jwks_uri} is not a JSON Web Key Set")
         return PyJWKSet.from_dict(jwks)
+
+    async def _get_json(self, url: str) -> object:
+        """The JSON document at `url`, read no further than MAX_DOCUMENT_BYTES."""
+        body = bytearray()
+        async with self.http.stream("GET", url) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise ValueError(f"{url} is larger than {MAX_DOCUMENT_BYTES} bytes")
+        return json.loads(body)
 
 
 def _find(keys: PyJWKSet, kid: object) -> PyJWK | None:
