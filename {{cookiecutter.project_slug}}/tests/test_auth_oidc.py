@@ -4,6 +4,7 @@ in-process fake provider, including the classic attacks."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,10 +19,12 @@ from fastapi import FastAPI
 from {{ cookiecutter.project_slug }}.auth.dependencies import require_scopes
 from {{ cookiecutter.project_slug }}.auth.oidc import MAX_DOCUMENT_BYTES, OIDCVerifier, Principal
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.logging import configure_logging
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.auth_support import (
     AUDIENCE,
+    DISCOVERY_PATH,
     DISCOVERY_URL,
     ISSUER_URL,
     JWKS_PATH,
@@ -383,6 +386,69 @@ async def test_a_document_larger_than_the_bound_is_not_read(
         provider.serve(JWKS_PATH, {**jwks, "padding": padding + "x"})  # one byte over
         with pytest.raises(ServiceUnavailableError):
             await OIDCVerifier(provider.url, AUDIENCE, http).verify(token)
+
+
+def unloadable_key(issuer: FakeIssuer, kid: str = "alg-list", alg: object = None) -> dict[str, Any]:
+    """A key PyJWT cannot load: it raises TypeError on an `alg` that is a list (the default),
+    and quotes the whole key, private part included, in its error for an unknown `alg`."""
+    alg = ["RS256"] if alg is None else alg
+    return {**issuer.jwks()["keys"][0], "kid": kid, "alg": alg, "d": "private-part"}
+
+
+async def test_a_key_that_cannot_be_loaded_leaves_the_others_usable(
+    issuer: FakeIssuer, provider: LoopbackProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    encryption_kid = issuer.current_kid
+    issuer.rotate()
+    good, encryption = issuer.jwks()["keys"][1], issuer.jwks()["keys"][0]
+    unknown_alg = unloadable_key(issuer, "unknown-alg", "XS999")
+    keys = [unloadable_key(issuer), unknown_alg, {**encryption, "use": "enc"}, good]
+    provider.serve(JWKS_PATH, {"keys": keys})
+    configure_logging(make_settings())  # warnings reach caplog through the standard library
+    async with httpx.AsyncClient() as http:
+        check = OIDCVerifier(provider.url, AUDIENCE, http)
+        with caplog.at_level(logging.WARNING):
+            assert (await check.verify(issuer.token(iss=provider.url))).subject == "user-1"
+        # A key published for encryption does not verify signatures.
+        claims = issuer.claims(iss=provider.url)
+        signed = jwt.encode(claims, issuer.keys[encryption_kid], "RS256", {"kid": encryption_kid})
+        with pytest.raises(UnauthorizedError):
+            await check.verify(signed)
+    logged = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    skipped = [entry for entry in logged if entry["event"] == "oidc_keys_skipped"]
+    assert [entry["keys"] for entry in skipped] == [
+        ["alg-list: TypeError", "unknown-alg: PyJWKError"]  # once per fetch
+    ]
+    assert "private-part" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    ["a key PyJWT raises TypeError on", "JSON nested too deep", "a jwks_uri with a NUL"],
+)
+async def test_any_broken_answer_is_a_503_within_the_refetch_limit(
+    spoil: str, issuer: FakeIssuer, provider: LoopbackProvider
+) -> None:
+    if spoil == "a key PyJWT raises TypeError on":
+        provider.serve(JWKS_PATH, {"keys": [unloadable_key(issuer)]})
+    elif spoil == "JSON nested too deep":
+        provider.bodies[JWKS_PATH] = b"[" * 100_000  # RecursionError in the JSON parser
+    else:
+        provider.serve(DISCOVERY_PATH, {"issuer": provider.url, "jwks_uri": f"{provider.url}/\0"})
+    now = [0.0]
+    async with httpx.AsyncClient() as http:
+        check = OIDCVerifier(provider.url, AUDIENCE, http, clock=lambda: now[0])
+        token = issuer.token(iss=provider.url, kid="made-up")
+        with pytest.raises(ServiceUnavailableError):
+            await check.verify(token)
+        asked = len(provider.requests)
+        with pytest.raises(ServiceUnavailableError):  # within the cooldown: not asked again
+            await check.verify(token)
+        assert len(provider.requests) == asked
+        now[0] += 30
+        with pytest.raises(ServiceUnavailableError):
+            await check.verify(token)
+        assert len(provider.requests) == 2 * asked
 
 
 async def test_keys_come_from_the_configured_issuer_on_the_first_token(

@@ -8,7 +8,8 @@ provider rotated its keys) triggers one refetch, at most once per cooldown, so r
 share one), and a token whose key is cached never waits for one: a stale cache is refreshed
 in the background while its keys keep answering. Fetching uses an async HTTP client:
 PyJWT's own PyJWKClient would block the event loop while it downloads. A fetch has an
-overall deadline and a size bound.
+overall deadline and a size bound, and anything wrong with the provider's answer counts as
+the provider being down (a 503 while no keys are cached), never as a 500.
 
 Only asymmetric algorithms are accepted, and each key only with its own algorithm: `none`
 and HS256 forged with the public key (algorithm confusion) are refused. ID tokens are not
@@ -31,7 +32,7 @@ from typing import Any
 import httpx
 import jwt
 import structlog
-from jwt import PyJWK, PyJWKSet
+from jwt import PyJWK
 
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
 from {{ cookiecutter.project_slug }}.settings import Settings, is_https_or_loopback
@@ -56,6 +57,8 @@ ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash")
 # A discovery document or key set is a few KiB; a provider (or whatever answers in its name)
 # that sends more is broken, and reading it all would cost the worker that much memory.
 MAX_DOCUMENT_BYTES = 1024 * 1024
+
+KeySet = tuple[PyJWK, ...]
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,10 @@ class OIDCVerifier:
         self.require_at_jwt_typ = require_at_jwt_typ
         self.accept_id_token_markers = accept_id_token_markers
         self.clock = clock
-        self._keys: PyJWKSet | None = None
+        self._keys: KeySet | None = None
         self._fetched_at = float("-inf")
         self._retry_at = float("-inf")
-        self._refreshing: asyncio.Task[PyJWKSet | None] | None = None
+        self._refreshing: asyncio.Task[KeySet | None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> OIDCVerifier:
@@ -202,13 +205,13 @@ class OIDCVerifier:
             key = _find(await self._refresh(), kid)  # the provider rotated keys
         return key
 
-    def _start_refresh(self) -> asyncio.Task[PyJWKSet | None]:
+    def _start_refresh(self) -> asyncio.Task[KeySet | None]:
         """The refresh under way, or a new one: one at a time, shared by every caller."""
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.create_task(self._fetch_or_keep())
         return self._refreshing
 
-    async def _refresh(self) -> PyJWKSet:
+    async def _refresh(self) -> KeySet:
         # shield: a caller that gives up (a client disconnect) must not cancel the others'.
         keys = await asyncio.shield(self._start_refresh())
         if keys is None:
@@ -218,7 +221,7 @@ class OIDCVerifier:
             )
         return keys
 
-    async def _fetch_or_keep(self) -> PyJWKSet | None:
+    async def _fetch_or_keep(self) -> KeySet | None:
         """Fresh keys, or (the fetch failed) the ones we have, which keep working."""
         now = self.clock()
         # After a failed fetch, wait a cooldown before the next one: while the provider is
@@ -231,7 +234,11 @@ class OIDCVerifier:
                 async with asyncio.timeout(self.fetch_timeout_seconds):
                     self._keys = await self._fetch_key_set()
                 self._fetched_at = now
-            except (httpx.HTTPError, ValueError, jwt.PyJWTError, TimeoutError) as exc:
+            # Whatever the provider's answer breaks (an invalid URL, JSON nested too deep, a
+            # key PyJWT chokes on) is the provider failing: a 503 and the cooldown, not a 500
+            # that would let made-up key ids refetch on every request. Cancellation (shutdown)
+            # is a BaseException and still goes through.
+            except Exception as exc:
                 self._retry_at = now + self.refetch_cooldown_seconds
                 logger.warning(
                     "oidc_keys_fetch_failed", error=repr(exc), cached=self._keys is not None
@@ -249,7 +256,7 @@ class OIDCVerifier:
             self._refreshing.cancel()
             await asyncio.wait([self._refreshing])
 
-    async def _fetch_key_set(self) -> PyJWKSet:
+    async def _fetch_key_set(self) -> KeySet:
         discovery_url = f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
         discovery = await self._get_json(discovery_url)
         if (
@@ -262,9 +269,12 @@ class OIDCVerifier:
         if not (self.allow_plain_http_jwks or is_https_or_loopback(jwks_uri)):
             raise ValueError(f"{discovery_url} names a jwks_uri that is not https")
         jwks = await self._get_json(jwks_uri)
-        if not isinstance(jwks, dict):
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
             raise ValueError(f"{jwks_uri} is not a JSON Web Key Set")
-        return PyJWKSet.from_dict(jwks)
+        keys = _signing_keys(jwks["keys"])
+        if not keys:
+            raise ValueError(f"{jwks_uri} has no usable signing key")
+        return keys
 
     async def _get_json(self, url: str) -> object:
         """The JSON document at `url`, read no further than MAX_DOCUMENT_BYTES."""
@@ -278,10 +288,28 @@ class OIDCVerifier:
         return json.loads(body)
 
 
-def _find(keys: PyJWKSet, kid: object) -> PyJWK | None:
-    if kid is None and len(keys.keys) == 1:
-        return keys.keys[0]  # a provider with a single key may leave `kid` out
-    return next((key for key in keys.keys if key.key_id == kid), None)
+def _signing_keys(entries: list[object]) -> KeySet:
+    """The signature keys PyJWT can load, key by key: one key it cannot load (an unknown
+    algorithm, a malformed field) must not disable the provider's good keys."""
+    keys: list[PyJWK] = []
+    skipped: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue  # an encryption key, or not a key at all
+        try:
+            keys.append(PyJWK(entry))
+        except Exception as exc:  # any malformed key is skipped the same way
+            # The exception's type only: PyJWT's messages may quote the whole key.
+            skipped.append(f"{str(entry.get('kid'))[:64]}: {type(exc).__name__}")
+    if skipped:
+        logger.warning("oidc_keys_skipped", keys=skipped)
+    return tuple(keys)
+
+
+def _find(keys: KeySet, kid: object) -> PyJWK | None:
+    if kid is None and len(keys) == 1:
+        return keys[0]  # a provider with a single key may leave `kid` out
+    return next((key for key in keys if key.key_id == kid), None)
 
 
 def _is_id_token(claims: Mapping[str, Any]) -> bool:
