@@ -39,6 +39,30 @@ async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
     assert "GET" in response.headers["allow"]
 
 
+async def test_a_405_allows_every_method_of_the_path(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    # One route a method, as routers declare them: the router picks the first whose path
+    # matches, and a 405 must still name the others.
+    @app.get("/test/things/{thing_id}")
+    async def read_thing(thing_id: int) -> None: ...
+
+    @app.patch("/test/things/{thing_id}")
+    async def update_thing(thing_id: int) -> None: ...
+
+    @app.delete("/test/things/{thing_id}")
+    async def delete_thing(thing_id: int) -> None: ...
+
+    @app.post("/test/things")  # another path: not allowed on /test/things/1
+    async def create_thing() -> None: ...
+
+    for method in ("PUT", "POST", "OPTIONS"):
+        response = await client.request(method, "/test/things/1")
+        assert response.status_code == 405
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["allow"] == "DELETE, GET, PATCH"
+
+
 async def test_validation_error_is_a_422_problem_with_field_errors(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

@@ -7,7 +7,7 @@ without leaking a stack trace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -17,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -108,13 +110,30 @@ def _request_id(request: Request) -> str | None:
 async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+    headers = exc.headers
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        # Starlette hands the request to the first route whose path matches, and its 405
+        # names only that route's methods; Allow must name every method the path has.
+        allowed = allowed_methods(request.app.router.routes, request.scope)
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(
         exc.status_code,
         detail,
         instance=request.url.path,
         request_id=_request_id(request),
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """The methods of every route whose path matches the request's, sorted."""
+    methods: set[str] = set()
+    for route in routes:
+        route_methods: set[str] | None = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] in {Match.PARTIAL, Match.FULL}:
+            methods |= route_methods
+    return sorted(methods)
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
