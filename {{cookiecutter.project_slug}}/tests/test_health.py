@@ -28,10 +28,16 @@ async def test_live_answers_head_without_a_body(client: httpx.AsyncClient) -> No
     assert int(response.headers["content-length"]) == len(health.LIVE_BODY)
 
 
-async def test_live_refuses_other_methods(client: httpx.AsyncClient) -> None:
-    response = await client.post("/health/live")
-    assert response.status_code == 404  # answered by the edge for GET and HEAD only
+@pytest.mark.parametrize("method", ["POST", "DELETE", "OPTIONS"])
+async def test_live_refuses_other_methods_as_readiness_does(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    response = await client.request(method, "/health/live")  # answered by the edge
+    assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.json()["instance"] == "/health/live"
+    assert (await client.delete("/health/ready")).status_code == 405
 
 
 async def test_ready_reports_every_check(client: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.main import create_app
-from {{ cookiecutter.project_slug }}.middleware import EdgeMiddleware
+from {{ cookiecutter.project_slug }}.middleware import MAX_TARGET_BYTES, EdgeMiddleware
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support import make_client
 
@@ -240,3 +240,14 @@ async def test_oversized_headers_get_431(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/live", headers={"X-Padding": "x" * 20_000})
     assert_problem(response, 431)
     assert (await client.get("/health/live", headers={"X-Padding": "x" * 8_000})).status_code == 200
+
+
+async def test_an_overlong_request_target_gets_414(client: httpx.AsyncClient) -> None:
+    # The path and query count together; headers are bounded separately (431).
+    response = await client.get("/api/v1/info", params={"q": "x" * 20_000})
+    assert_problem(response, 414)
+    assert response.json()["detail"] == f"The request target exceeds {MAX_TARGET_BYTES} bytes."
+    long_path = await client.get("/api/v1/" + "x" * MAX_TARGET_BYTES)
+    assert_problem(long_path, 414)
+    within = await client.get("/api/v1/info", params={"q": "x" * (MAX_TARGET_BYTES - 100)})
+    assert within.status_code == 200

@@ -1,10 +1,11 @@
 """The edge: one pure ASGI layer that every request meets first.
 
-It gives each request an id, refuses oversized headers (431) and bodies (413), answers the
-liveness probe, adds the security headers, writes one access line and turns a crash into a
-500 problem. One layer rather than one per concern: each layer costs a call and a wrapped
-`send` on every request. Pure ASGI (not BaseHTTPMiddleware) keeps throughput and lets the
-request id, bound in a context variable here, reach every log line of the request.
+It gives each request an id, refuses oversized headers (431), request targets (414) and
+bodies (413), answers the liveness probe, adds the security headers, writes one access line
+and turns a crash into a 500 problem. One layer rather than one per concern: each layer
+costs a call and a wrapped `send` on every request. Pure ASGI (not BaseHTTPMiddleware) keeps
+throughput and lets the request id, bound in a context variable here, reach every log line
+of the request.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ REQUEST_ID_HEADER_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 # An incoming id is reused only when it is short and plain, so it cannot forge log lines.
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 LIVE_METHODS = frozenset({"GET", "HEAD"})
+LIVE_ALLOW = ", ".join(sorted(LIVE_METHODS))
+# The longest path and query string served (414 beyond): the 8 KiB request line that common
+# proxies accept by default (nginx's large_client_header_buffers). A URL is logged, parsed
+# and matched against every route; the server would otherwise take any length it buffered.
+MAX_TARGET_BYTES = 8 * 1024
 
 logger = structlog.stdlib.get_logger("access")
 
@@ -51,8 +57,9 @@ class EdgeMiddleware:
     browser or shared cache may keep. `hsts` is the Strict-Transport-Security value, or None
     to send none (outside production). They are encoded once, here.
 
-    Liveness (`GET /health/live`) is answered here, after the size check: it checks nothing,
-    so it needs no routing, no metrics and no access line (see health.py).
+    Liveness (`GET /health/live`) is answered here, after the size checks: it checks nothing,
+    so it needs no routing, no metrics and no access line (see health.py). Other methods get
+    the 405 a route would give, with `Allow: GET, HEAD`.
     """
 
     def __init__(
@@ -88,18 +95,12 @@ class EdgeMiddleware:
         # bind/reset rather than `bound_contextvars`: the same, without a generator per request.
         tokens = structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
         try:
-            if header_bytes > self.max_header_bytes:
-                await exchange.refuse(
-                    431, f"The request headers exceed {self.max_header_bytes} bytes."
-                )
+            if oversized := self._oversized_head(scope, header_bytes):
+                await exchange.refuse(*oversized)
             elif declared is not None and declared > self.max_body_bytes:
                 await exchange.refuse_too_large(self.max_body_bytes)
-            elif scope["path"] == LIVE_PATH and scope["method"] in LIVE_METHODS:
-                await exchange.send(
-                    {"type": "http.response.start", "status": 200, "headers": self.live_headers}
-                )
-                body = LIVE_BODY if scope["method"] == "GET" else b""
-                await exchange.send({"type": "http.response.body", "body": body})
+            elif scope["path"] == LIVE_PATH:
+                await self._answer_liveness(exchange)
             elif declared is not None:  # the server holds the body to its declared length
                 await self.app(scope, receive, exchange.send)
             else:
@@ -125,6 +126,28 @@ class EdgeMiddleware:
                     )
             finally:
                 structlog.contextvars.reset_contextvars(**tokens)
+
+    def _oversized_head(self, scope: Scope, header_bytes: int) -> tuple[int, str] | None:
+        """The status and detail for headers (431) or a path and query (414) over the limits."""
+        if header_bytes > self.max_header_bytes:
+            return 431, f"The request headers exceed {self.max_header_bytes} bytes."
+        target_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(
+            scope["query_string"]
+        )
+        if target_bytes > MAX_TARGET_BYTES:
+            return 414, f"The request target exceeds {MAX_TARGET_BYTES} bytes."
+        return None
+
+    async def _answer_liveness(self, exchange: _Exchange) -> None:
+        method = exchange.scope["method"]
+        if method not in LIVE_METHODS:  # the 405 a route would give
+            await exchange.refuse(405, None, headers={"Allow": LIVE_ALLOW})
+            return
+        await exchange.send(
+            {"type": "http.response.start", "status": 200, "headers": self.live_headers}
+        )
+        body = LIVE_BODY if method == "GET" else b""
+        await exchange.send({"type": "http.response.body", "body": body})
 
     async def _call_counting_body(self, exchange: _Exchange) -> None:
         """A body without Content-Length (chunked): cut off as soon as it crosses the limit."""
@@ -194,9 +217,11 @@ class _Exchange:
             message["headers"] = headers
         await self._send(message)
 
-    async def refuse(self, status: int, detail: str) -> None:
+    async def refuse(
+        self, status: int, detail: str | None, headers: dict[str, str] | None = None
+    ) -> None:
         response = problem_response(
-            status, detail, instance=self.scope["path"], request_id=self.request_id
+            status, detail, instance=self.scope["path"], request_id=self.request_id, headers=headers
         )
         await response(self.scope, self.receive, self.send)
 
