@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from logging.config import fileConfig
 from typing import Any, Literal
 
@@ -48,13 +49,29 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     return False  # the default rendering
 
 
-def sequential_revision_ids(
+# What `make migration` says instead of writing an empty migration when nothing changed.
+NO_CHANGES = (
+    "No changes: the models match the database, so no migration was written; "
+    'for a hand-made one (data, SQL) run: uv run alembic revision -m "..."'
+)
+
+
+def process_revision_directives(
     _context: MigrationContext, _revision: Any, directives: list[MigrationScript]
 ) -> None:
-    """Number new revisions after the shipped ones (0001, 0002, ...), so that file names
-    (`file_template` in alembic.ini) sort in the order the migrations run."""
+    """Write no migration when autogenerate finds no change (an empty one would run as if it
+    did something); number new revisions after the shipped ones (0001, 0002, ...), so that
+    file names (`file_template` in alembic.ini) sort in the order the migrations run."""
+    if not directives:
+        return
+    if getattr(config.cmd_opts, "autogenerate", False) and all(
+        ops.is_empty() for ops in directives[0].upgrade_ops_list
+    ):
+        directives.clear()
+        sys.stdout.write(f"{NO_CHANGES}\n")  # one line, where alembic writes its own
+        return
     heads = ScriptDirectory.from_config(config).get_heads()
-    if directives and all(head.isdigit() for head in heads):
+    if all(head.isdigit() for head in heads):
         directives[0].rev_id = f"{max((int(head) for head in heads), default=0) + 1:04d}"
 
 
@@ -69,7 +86,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         ),
         compare_type=True,
         render_item=render_item,
-        process_revision_directives=sequential_revision_ids,
+        process_revision_directives=process_revision_directives,
         literal_binds=connection is None,
     )
 

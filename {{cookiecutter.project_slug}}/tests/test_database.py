@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import asyncio
 {% if cookiecutter.database == "postgresql" -%}
 import importlib
@@ -8,6 +9,7 @@ import importlib
 import io
 {% endif -%}
 import logging
+import shutil
 {% if cookiecutter.database == "postgresql" -%}
 import time
 {% endif -%}
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
+from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import Uuid, column, table, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -44,6 +48,7 @@ from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import get_settings
 {%- endif %}
 from tests.support import (
+    PROJECT_ROOT,
 {%- if cookiecutter.auth != "none" %}
     items_without_login,
 {%- endif %}
@@ -138,6 +143,32 @@ def test_an_unmigrated_schema_is_not_ready_and_says_how_to_fix_it(tmp_path: Path
     assert "make migrate" in NOT_MIGRATED
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "schema": "ok"{% if cookiecutter.redis %}, "redis": "ok"{% endif %}}
+
+
+def test_a_migration_of_unchanged_models_is_not_written_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make migration m="..."` with no model change: an empty migration would be applied as if
+    # it did something, so none is written. A copy of migrations/ keeps a failure's file out
+    # of the project.
+    scripts = tmp_path / "migrations"
+    shutil.copytree(
+        PROJECT_ROOT / "migrations", scripts, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shipped = sorted(path.name for path in (scripts / "versions").glob("*.py"))
+    config = Config(PROJECT_ROOT / "alembic.ini")
+    config.set_main_option("script_location", str(scripts))
+    config.attributes["configure_logger"] = False
+    config.cmd_opts = argparse.Namespace(autogenerate=True)  # as `alembic revision` sets it
+    with throwaway_database(tmp_path) as url:
+        config.attributes["database_url"] = url
+        capsys.readouterr()
+        command.revision(config, message="add price to items", autogenerate=True)
+
+    assert sorted(path.name for path in (scripts / "versions").glob("*.py")) == shipped
+    [line] = capsys.readouterr().out.splitlines()
+    assert "the models match the database" in line
+    assert 'uv run alembic revision -m "..."' in line
 
 
 # A table of the user's own that refers to items (created inside the test's transaction).
