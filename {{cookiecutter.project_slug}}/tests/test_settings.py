@@ -172,3 +172,42 @@ def test_metrics_port_must_differ_from_the_service_port() -> None:
     with pytest.raises(ValidationError, match="METRICS_PORT must differ from PORT"):
         make_settings(port=9100, metrics_port=9100)
 {%- endif %}
+
+
+@pytest.mark.parametrize("allowed", ["*", "10.0.0.1, *"])
+def test_production_refuses_to_trust_forwarded_headers_from_anyone(allowed: str) -> None:
+    # `*` would let any client claim any address in X-Forwarded-For.
+    with pytest.raises(ValueError, match=r"FORWARDED_ALLOW_IPS must not be \* in production"):
+        make_settings(environment="production", forwarded_allow_ips=allowed)
+    assert make_settings(environment="development", forwarded_allow_ips=allowed)
+    # A proxy's network is fine (uvicorn reads CIDR notation).
+    assert make_settings(environment="production", forwarded_allow_ips="10.0.0.0/8, 127.0.0.1")
+
+
+def test_production_reports_every_problem_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+{%- if cookiecutter.auth == "jwt" %}
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("SMTP_HOST", "")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://app.example.test")
+{%- elif cookiecutter.auth == "oidc" %}
+    monkeypatch.delenv("OIDC_ISSUER", raising=False)
+{%- endif %}
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    lines = str(raised.value.code).splitlines()
+    expected = [
+        "  - settings: FORWARDED_ALLOW_IPS must not be * in production",
+{%- if cookiecutter.auth == "jwt" %}
+        "  - settings: SMTP_HOST must be set in production",
+        "  - settings: PUBLIC_BASE_URL must be an https:// URL in production",
+{%- elif cookiecutter.auth == "oidc" %}
+        "  - settings: OIDC_ISSUER and OIDC_AUDIENCE must be set in production",
+{%- endif %}
+    ]
+    assert lines[0] == "Invalid configuration:"
+    assert [line[: len(start)] for line, start in zip(lines[1:], expected, strict=True)] == expected

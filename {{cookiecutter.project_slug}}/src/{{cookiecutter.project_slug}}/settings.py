@@ -24,9 +24,7 @@ from pydantic import (
 {%- endif %}
     ValidationError,
     field_validator,
-{%- if cookiecutter.auth != "none" or cookiecutter.metrics or cookiecutter.redis %}
     model_validator,
-{%- endif %}
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -73,7 +71,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
-    # Addresses whose X-Forwarded-* headers are trusted (your load balancer), comma-separated.
+    # Addresses or networks whose X-Forwarded-* headers are trusted (your load balancer),
+    # comma-separated; production refuses `*`.
     forwarded_allow_ips: str = "127.0.0.1"
     # Seconds in-flight requests get to finish after SIGTERM; keep below the orchestrator's grace.
     graceful_shutdown_timeout: int = Field(default=20, ge=0)
@@ -82,8 +81,8 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Requests whose header names and values add up to more get 431.
     max_request_header_bytes: int = Field(default=16 * 1024, ge=1024)
-    # What the service tells strangers. Docs: /docs, /redoc and /openapi.json; None means on
-    # outside production, off in production.
+    # What the service tells strangers. Docs: /docs, /redoc and /openapi.json; None means
+    # off in production and on in every other environment.
     docs_enabled: bool | None = None
     # Strict-Transport-Security max-age, sent in production only; 0 sends no header.
     hsts_max_age_seconds: int = Field(default=365 * 24 * 3600, ge=0)
@@ -251,67 +250,66 @@ class Settings(BaseSettings):
         if urlsplit(value.get_secret_value()).scheme not in {"redis", "rediss"}:
             raise ValueError("must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0")
         return value
+{%- endif %}
 
     @model_validator(mode="after")
-    def _require_a_redis_password_in_production(self) -> Settings:
+    def _refuse_unsafe_settings(self) -> Settings:
+        # Every problem at once, one a line: fixing one only to meet the next costs a deploy.
+        problems = self._production_problems() if self.environment == "production" else []
+{%- if cookiecutter.auth == "jwt" %}
+        # Anyone who knows the key can sign a superuser's token; only tests may use a fixed one.
+        if self.environment != "test":
+            weakness = secret_key_weakness(self.secret_key.get_secret_value())
+            if weakness:
+                problems.append(f"SECRET_KEY {weakness}; make one with: {KEY_GENERATION_COMMAND}")
+{%- endif %}
+{%- if cookiecutter.metrics %}
+        if self.metrics_port == self.port:
+            problems.append("METRICS_PORT must differ from PORT: metrics are not public")
+{%- endif %}
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _production_problems(self) -> list[str]:
+        problems: list[str] = []
+        # `*` trusts X-Forwarded-For from anyone: every client could choose its own address
+        # and so escape the per-address limits.
+        if "*" in {address.strip() for address in self.forwarded_allow_ips.split(",")}:
+            problems.append(
+                "FORWARDED_ALLOW_IPS must not be * in production: name your proxy's address "
+                "or network (e.g. 10.0.0.0/8)"
+            )
+{%- if cookiecutter.redis %}
         # An open Redis on the network lets anyone read the cache and reset login limits.
         url = urlsplit(self.redis_url.get_secret_value())
-        on_network = url.hostname not in LOOPBACK_HOSTS
-        if self.environment == "production" and on_network and not url.password:
-            raise ValueError(
+        if url.hostname not in LOOPBACK_HOSTS and not url.password:
+            problems.append(
                 "REDIS_URL must carry a password in production "
                 "(redis://:password@host:6379/0) unless Redis is on loopback"
             )
-        return self
-{%- endif %}
-{%- if cookiecutter.metrics %}
-
-    @model_validator(mode="after")
-    def _check_metrics_port(self) -> Settings:
-        if self.metrics_port == self.port:
-            raise ValueError("METRICS_PORT must differ from PORT: metrics are not public")
-        return self
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
-
-    @model_validator(mode="after")
-    def _refuse_a_weak_secret_key(self) -> Settings:
-        # Anyone who knows the key can sign a superuser's token; only tests may use a fixed one.
-        if self.environment != "test":
-            problem = secret_key_weakness(self.secret_key.get_secret_value())
-            if problem:
-                raise ValueError(f"SECRET_KEY {problem}; make one with: {KEY_GENERATION_COMMAND}")
-        return self
-
-    @model_validator(mode="after")
-    def _require_mail_in_production(self) -> Settings:
         # Registration sends verification mail, password reset sends reset mail: in
         # production neither may silently go nowhere, nor link to a plain-http page.
-        if self.environment != "production" or not (
-            self.registration_enabled or self.password_reset_enabled
-        ):
-            return self
-        if not self.smtp_host:
-            raise ValueError(
-                "SMTP_HOST must be set in production while REGISTRATION_ENABLED or "
-                "PASSWORD_RESET_ENABLED is true: they send mail"
-            )
-        if not self.public_base_url.startswith("https://"):
-            raise ValueError("PUBLIC_BASE_URL must be an https:// URL in production (mail links)")
-        return self
+        if self.registration_enabled or self.password_reset_enabled:
+            if not self.smtp_host:
+                problems.append(
+                    "SMTP_HOST must be set in production while REGISTRATION_ENABLED or "
+                    "PASSWORD_RESET_ENABLED is true: they send mail"
+                )
+            if not self.public_base_url.startswith("https://"):
+                problems.append(
+                    "PUBLIC_BASE_URL must be an https:// URL in production (mail links)"
+                )
 {%- endif %}
 {%- if cookiecutter.auth == "oidc" %}
-
-    @model_validator(mode="after")
-    def _require_a_provider_in_production(self) -> Settings:
-        if self.environment != "production":
-            return self
         if not self.oidc_issuer or not self.oidc_audience:
-            raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE must be set in production")
-        if not is_https_or_loopback(self.oidc_issuer):
-            raise ValueError("OIDC_ISSUER must be an https:// URL in production")
-        return self
+            problems.append("OIDC_ISSUER and OIDC_AUDIENCE must be set in production")
+        elif not is_https_or_loopback(self.oidc_issuer):
+            problems.append("OIDC_ISSUER must be an https:// URL in production")
 {%- endif %}
+        return problems
 
     @property
     def resolved_docs_enabled(self) -> bool:
@@ -375,10 +373,11 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
+        # One line a problem: a check that finds several reports them one a line.
         problems = "\n".join(
-            f"  - {'.'.join(str(part) for part in error['loc']).upper() or 'settings'}: "
-            f"{error['msg']}"
+            f"  - {'.'.join(str(part) for part in error['loc']).upper() or 'settings'}: {line}"
             for error in exc.errors()
+            for line in error["msg"].removeprefix("Value error, ").splitlines()
         )
         raise ConfigurationError(f"Invalid configuration:\n{problems}") from None
 
