@@ -350,6 +350,28 @@ def test_readme_says_what_is_secure_and_what_to_set(
         assert f"{name}=" in settings, name
 
 
+@pytest.mark.parametrize("variant", ALL)
+def test_readme_layout_names_what_the_package_holds(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    """The Layout section lists every module and folder of the package, and no other, and
+    cli.py's line names its commands, in each variant."""
+    project = bake(variant).path
+    package = project / "src" / variant.context["project_slug"]
+    readme = (project / "README.md").read_text()
+    layout = re.search(r"^## Layout\n\n```\n(.*?)```", readme, re.MULTILINE | re.DOTALL)
+    assert layout, "the README has no Layout block"
+    named = re.findall(r"^  (\w+(?:\.py)?)/?\s", layout[1], re.MULTILINE)
+    present = [path.name for path in package.iterdir() if path.name not in PACKAGE_PLUMBING]
+    assert sorted(named) == sorted(present)
+    [cli_line] = [line for line in layout[1].splitlines() if line.startswith("  cli.py ")]
+    commands = re.findall(r'add_parser\(\s*"([a-z-]+)"', (package / "cli.py").read_text())
+    assert re.findall(r"`(?:\w+ )?([a-z-]+)`", cli_line) == commands
+
+
+PACKAGE_PLUMBING = {"__init__.py", "py.typed", "__pycache__"}
+
+
 # --- the project's own tools ---------------------------------------------------------
 
 
