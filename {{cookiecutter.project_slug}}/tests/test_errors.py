@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query
 
 
 async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:
@@ -42,20 +42,23 @@ async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
 async def test_a_405_allows_every_method_of_the_path(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    # One route a method, as routers declare them: the router picks the first whose path
-    # matches, and a 405 must still name the others.
-    @app.get("/test/things/{thing_id}")
+    # One route a method, in a router of its own, as the service declares them: the app's
+    # router picks the first route whose path matches, and a 405 must still name the others.
+    things = APIRouter(prefix="/test/things")
+
+    @things.get("/{thing_id}")
     async def read_thing(thing_id: int) -> None: ...
 
-    @app.patch("/test/things/{thing_id}")
+    @things.patch("/{thing_id}")
     async def update_thing(thing_id: int) -> None: ...
 
-    @app.delete("/test/things/{thing_id}")
+    @things.delete("/{thing_id}")
     async def delete_thing(thing_id: int) -> None: ...
 
-    @app.post("/test/things")  # another path: not allowed on /test/things/1
+    @things.post("")  # another path: not allowed on /test/things/1
     async def create_thing() -> None: ...
 
+    app.include_router(things)
     for method in ("PUT", "POST", "OPTIONS"):
         response = await client.request(method, "/test/things/1")
         assert response.status_code == 405

@@ -126,14 +126,19 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+# The methods a 405's Allow may name (RFC 9110 section 9; CONNECT and TRACE are never routed).
+ROUTABLE_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
-    """The methods of every route whose path matches the request's, sorted."""
-    methods: set[str] = set()
-    for route in routes:
-        route_methods: set[str] | None = getattr(route, "methods", None)
-        if route_methods and route.matches(scope)[0] in {Match.PARTIAL, Match.FULL}:
-            methods |= route_methods
-    return sorted(methods)
+    """The methods some route would serve at the request's path, sorted. Asked through each
+    route's own `matches`, as the router does, so routers included in others are asked too
+    (FastAPI keeps an included router as one route that dispatches to its own)."""
+    return [
+        method
+        for method in ROUTABLE_METHODS
+        if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
