@@ -269,6 +269,10 @@ async def test_a_new_email_is_the_accounts_once_the_link_mailed_there_is_opened(
     assert (await anonymous.post(f"{AUTH}/verify", json={"token": token})).status_code == 204
     me = (await client.get(ME)).json()
     assert (me["email"], me["is_verified"]) == ("moved@example.com", True)
+    # The former address is told, without a link: its owner may not have asked.
+    notice = body(inbox.only(user.email), "plain")
+    assert "now moved@example.com" in notice
+    assert "#token=" not in notice
     assert (await login(anonymous, "moved@example.com", TEST_PASSWORD)).status_code == 200
     assert (await login(anonymous, user.email, TEST_PASSWORD)).status_code == 401
     assert_invalid_link(await anonymous.post(f"{AUTH}/verify", json={"token": token}))
@@ -328,6 +332,7 @@ async def test_a_link_sent_to_a_former_address_stops_working(
     assert asked.status_code == 200
     _page, move = link_token(inbox.only("new@example.com"))
     assert (await anonymous.post(f"{AUTH}/verify", json={"token": move})).status_code == 204
+    inbox.only(user.email)  # the notice of the change
 
     assert_invalid_link(await confirm(anonymous, old_reset))
     assert_invalid_link(await anonymous.post(f"{AUTH}/verify", json={"token": old_verify}))

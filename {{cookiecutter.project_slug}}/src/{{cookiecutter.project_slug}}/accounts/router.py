@@ -99,10 +99,13 @@ async def confirm_password_reset(data: PasswordResetConfirm, session: SessionDep
 
 # 409: the link moves an account to an address that another account has taken meanwhile.
 @router.post("/verify", status_code=status.HTTP_204_NO_CONTENT, responses=problems(400, 409))
-async def verify_email(data: VerifyRequest, session: SessionDep) -> None:
+async def verify_email(data: VerifyRequest, session: SessionDep, outbox: Outbox) -> None:
     """Confirm an email address with the token from the mail (once): the account's own, or
-    the new one asked for in `PATCH /users/me`, which becomes the account's."""
-    await service.verify_email(session, data.token)
+    the new one asked for in `PATCH /users/me`, which becomes the account's (the former
+    address is told)."""
+    notice = await service.verify_email(session, data.token)
+    if notice is not None:
+        outbox.send_later(notice)
 
 
 @router.post("/verify/resend", status_code=status.HTTP_202_ACCEPTED, responses=problems(429))

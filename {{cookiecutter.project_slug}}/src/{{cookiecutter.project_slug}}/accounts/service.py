@@ -217,15 +217,19 @@ async def resend_verification(
     return await verification_mail(session, settings, user)
 
 
-async def verify_email(session: AsyncSession, token: str) -> None:
+async def verify_email(session: AsyncSession, token: str) -> Message | None:
     """Confirm an address with the link mailed to it: the account's own, or the one it asked
-    to move to, which it has from now on (409 if another account took it meanwhile)."""
+    to move to, which it has from now on (409 if another account took it meanwhile). A move
+    returns the notice for the former address: its owner learns of it, whoever asked."""
     user, purpose, email = await _spend(session, token, "verify_email", "change_email")
     if purpose == "change_email":
+        former = user.email
         await users.change_email(session, user, email)
-        return
+        subject = "Your email address was changed"
+        return render("email_changed", to=former, subject=subject, new_email=user.email)
     user.is_verified = True
     await session.flush()
+    return None
 
 
 # --- password reset --------------------------------------------------------------------
