@@ -238,6 +238,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# What a 401 says when the request presented a token that was refused (RFC 6750, 3.1).
+INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
+
+
 def assert_asks_for_a_bearer_token(response: httpx.Response) -> None:
     """The answer to a request without credentials: a 401 problem naming the scheme to use."""
     assert response.status_code == 401, response.text

@@ -29,6 +29,7 @@ from {{ cookiecutter.project_slug }}.auth.tokens import ALGORITHM, AUDIENCE, ISS
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users.models import User
 from tests.auth_support import (
+    INVALID_TOKEN_CHALLENGE,
     TEST_PASSWORD,
     add_user,
     assert_asks_for_a_bearer_token,
@@ -508,6 +509,8 @@ async def test_forged_and_misused_access_tokens_are_refused(
         for name, token in forged_tokens(user, pair).items():
             response = await anonymous.get(path, headers=bearer(token))
             assert response.status_code == 401, (path, name)
+            # RFC 6750: a token was presented and refused (no token at all: plain "Bearer").
+            assert response.headers["www-authenticate"] == INVALID_TOKEN_CHALLENGE, name
 
 
 async def test_a_token_accepted_before_is_refused_once_it_expires(

@@ -26,6 +26,7 @@ from tests.auth_support import (
     AUDIENCE,
     DISCOVERY_PATH,
     DISCOVERY_URL,
+    INVALID_TOKEN_CHALLENGE,
     ISSUER_URL,
     JWKS_PATH,
     JWKS_URL,
@@ -108,6 +109,8 @@ async def test_forged_and_invalid_tokens_are_refused(
     for name, token in attacks(issuer).items():
         response = await anonymous.get(ME, headers=bearer(token))
         assert response.status_code == 401, name
+        # RFC 6750: a token was presented and refused (no token at all: plain "Bearer").
+        assert response.headers["www-authenticate"] == INVALID_TOKEN_CHALLENGE, name
 
 
 async def test_keys_are_fetched_once_and_cached(
@@ -473,6 +476,9 @@ async def test_items_need_their_scopes_by_default(
     refused = await anonymous.post(ITEMS, json={"name": "scoped"}, headers=reader)
     assert refused.status_code == 403
     assert "items:write" in refused.json()["detail"]
+    assert refused.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="items:write"'
+    )
     created = await anonymous.post(ITEMS, json={"name": "scoped"}, headers=writer)
     assert created.status_code == 201
     item = f"{ITEMS}/{created.json()['id']}"

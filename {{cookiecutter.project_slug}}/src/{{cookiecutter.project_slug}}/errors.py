@@ -61,8 +61,19 @@ class UnauthorizedError(ProblemError):
 
     status = HTTPStatus.UNAUTHORIZED
 
-    def __init__(self, detail: str = "Not authenticated.") -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+    def __init__(self, detail: str = "Not authenticated.", *, challenge: str = "Bearer") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class InvalidTokenError(UnauthorizedError):
+    """A bearer token was presented and refused, whatever the cause (forged, expired, of the
+    wrong type, or its account is gone): RFC 6750's `invalid_token`, which tells a client to
+    get a new token rather than to ask its user to sign in for the first time."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The token is invalid or expired.", challenge='Bearer error="invalid_token"'
+        )
 
 
 class ForbiddenError(ProblemError):

@@ -3,9 +3,9 @@ spending single-use tokens.
 
 Requests that name an email answer the same whatever the address (no account
 enumeration; registration and changes of address too, see `account_exists_mail` and
-`email_change_mail`); each runs the same lookup and
-clean-up either way (an account adds one insert), and the mail leaves after the request's
-commit, outside the request (`mail.outbox.Outbox`), so the mail server's time never shows.
+`email_change_mail`); each runs the same lookup and clean-up either way (an account adds
+one insert), and the mail leaves after the request's commit, outside the request
+(`mail.outbox.Outbox`), so the mail server's time never shows.
 """
 
 from __future__ import annotations

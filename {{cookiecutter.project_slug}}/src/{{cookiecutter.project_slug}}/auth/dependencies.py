@@ -26,7 +26,7 @@ from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMe
 {%- endif %}
 from {{ cookiecutter.project_slug }}.auth.tokens import decode_token
 from {{ cookiecutter.project_slug }}.db import SessionDep
-from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, InvalidTokenError, UnauthorizedError
 {%- if cookiecutter.redis %}
 from {{ cookiecutter.project_slug }}.redis import RedisStore
 {%- endif %}
@@ -90,7 +90,7 @@ TokenSubject = Annotated[uuid.UUID, Depends(token_subject)]
 async def current_user(session: SessionDep, user_id: TokenSubject) -> User:
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
-        raise UnauthorizedError()
+        raise InvalidTokenError  # its account is gone or disabled
     return user
 
 
@@ -117,7 +117,7 @@ async def current_account(session: SessionDep, user_id: TokenSubject) -> Account
     """`current_user` without loading the user: an active account, or 401."""
     is_superuser = await session.scalar(ACTIVE_ACCOUNT, {"user_id": user_id})
     if is_superuser is None:
-        raise UnauthorizedError()
+        raise InvalidTokenError  # its account is gone or disabled
     return Account(id=user_id, is_superuser=is_superuser)
 
 

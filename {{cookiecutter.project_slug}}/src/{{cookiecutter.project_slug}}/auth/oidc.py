@@ -34,7 +34,7 @@ import jwt
 import structlog
 from jwt import PyJWK
 
-from {{ cookiecutter.project_slug }}.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, InvalidTokenError, ServiceUnavailableError
 from {{ cookiecutter.project_slug }}.settings import Settings, is_https_or_loopback
 
 logger = structlog.stdlib.get_logger(__name__)
@@ -48,7 +48,6 @@ REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 SUBJECT_MAX_LENGTH = 255
 PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 CLOCK_SKEW_SECONDS = 30  # tolerated difference between the provider's clock and ours
-INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
 # RFC 9068's media type for access tokens, and the generic one most providers still send.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 GENERIC_TOKEN_TYPES = frozenset({"jwt", "application/jwt"})
@@ -98,7 +97,12 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
 def check_scopes(principal: Principal, needed: frozenset[str]) -> None:
     """403, naming what is missing, unless the principal's token grants every scope needed."""
     if missing := needed - principal.scopes:
-        raise ForbiddenError(f"The token lacks the scope(s): {' '.join(sorted(missing))}.")
+        scopes = " ".join(sorted(missing))
+        # RFC 6750 section 3.1: a client that can ask for more scopes learns which.
+        challenge = f'Bearer error="insufficient_scope", scope="{scopes}"'
+        raise ForbiddenError(
+            f"The token lacks the scope(s): {scopes}.", headers={"WWW-Authenticate": challenge}
+        )
 
 
 class OIDCVerifier:
@@ -157,12 +161,12 @@ class OIDCVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise UnauthorizedError(INVALID_TOKEN) from None
+            raise InvalidTokenError() from None
         if not self._is_access_token_type(header.get("typ")):
-            raise UnauthorizedError(INVALID_TOKEN)
+            raise InvalidTokenError()
         key = await self._signing_key(header.get("kid"))
         if key is None or key.algorithm_name not in ALLOWED_ALGORITHMS:
-            raise UnauthorizedError(INVALID_TOKEN)
+            raise InvalidTokenError()
         try:
             claims = jwt.decode(
                 token,
@@ -174,12 +178,12 @@ class OIDCVerifier:
                 options={"require": REQUIRED_CLAIMS},
             )
         except jwt.PyJWTError:
-            raise UnauthorizedError(INVALID_TOKEN) from None
+            raise InvalidTokenError() from None
         subject = str(claims["sub"])
         if len(subject) > SUBJECT_MAX_LENGTH or not PRINTABLE_ASCII.fullmatch(subject):
-            raise UnauthorizedError(INVALID_TOKEN)
+            raise InvalidTokenError()
         if not self.accept_id_token_markers and _is_id_token(claims):
-            raise UnauthorizedError(INVALID_TOKEN)
+            raise InvalidTokenError()
         principal = principal_from_claims(claims)
         check_scopes(principal, self.required_scopes)
         return principal

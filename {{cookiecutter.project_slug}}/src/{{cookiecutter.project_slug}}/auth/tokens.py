@@ -15,7 +15,7 @@ from typing import Literal, get_args
 
 import jwt
 
-from {{ cookiecutter.project_slug }}.errors import UnauthorizedError
+from {{ cookiecutter.project_slug }}.errors import InvalidTokenError
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 ALGORITHM = "HS256"
@@ -24,7 +24,6 @@ ISSUER = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 AUDIENCE = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "iss", "aud"]
 
-INVALID_TOKEN = "The token is invalid or expired."  # noqa: S105 - a message
 
 TokenType = Literal["access", "refresh"]
 TOKEN_TYPES: tuple[TokenType, ...] = get_args(TokenType)
@@ -91,7 +90,7 @@ def _verified_claims(key: str, token: str) -> TokenClaims:
         )
         token_type = claims["type"]
         if token_type not in TOKEN_TYPES:
-            raise UnauthorizedError(INVALID_TOKEN)
+            raise InvalidTokenError()
         _numeric_date(claims["iat"])
         return TokenClaims(
             subject=uuid.UUID(str(claims["sub"])),
@@ -102,13 +101,13 @@ def _verified_claims(key: str, token: str) -> TokenClaims:
     # A signed token can still hold dates no datetime can (huge, infinite): OverflowError
     # and OSError come from the conversion, and are a 401 like any other bad token.
     except (jwt.PyJWTError, ValueError, OverflowError, OSError):
-        raise UnauthorizedError(INVALID_TOKEN) from None
+        raise InvalidTokenError() from None
 
 
 def decode_token(settings: Settings, token: str, expected_type: TokenType) -> TokenClaims:
-    """The verified claims, or UnauthorizedError whatever is wrong with the token."""
+    """The verified claims, or InvalidTokenError whatever is wrong with the token."""
     claims = _verified_claims(settings.secret_key.get_secret_value(), token)
     # PyJWT checked the expiry when the token was first verified; a kept one expires later.
     if claims.type != expected_type or claims.expires_at <= datetime.now(UTC):
-        raise UnauthorizedError(INVALID_TOKEN)
+        raise InvalidTokenError()
     return claims
