@@ -61,7 +61,7 @@ class MailRequests:
                 self.outbox.send_later(message)
 
 
-Requests = Annotated[MailRequests, Depends()]
+MailRequestsDep = Annotated[MailRequests, Depends()]
 
 
 def _require_reset_enabled(settings: AppSettings) -> None:
@@ -78,7 +78,7 @@ ResetEnabled = Depends(_require_reset_enabled)
     responses=problems(404, 429),
     dependencies=[ResetEnabled],
 )
-async def request_password_reset(data: EmailRequest, requests: Requests) -> Accepted:
+async def request_password_reset(data: EmailRequest, requests: MailRequestsDep) -> Accepted:
     """Mail a single-use link (PASSWORD_RESET_TOKEN_MINUTES) to reset the password. The
     answer is the same whether or not the address has an account."""
     await requests.mail(data.email, service.password_reset_mail)
@@ -109,7 +109,7 @@ async def verify_email(data: VerifyRequest, session: SessionDep, outbox: Outbox)
 
 
 @router.post("/verify/resend", status_code=status.HTTP_202_ACCEPTED, responses=problems(429))
-async def resend_verification(data: EmailRequest, requests: Requests) -> Accepted:
+async def resend_verification(data: EmailRequest, requests: MailRequestsDep) -> Accepted:
     """Mail a new confirmation link (earlier ones stop working). The answer is the same
     whether or not the address has an account, or is verified already."""
     await requests.mail(data.email, service.resend_verification)

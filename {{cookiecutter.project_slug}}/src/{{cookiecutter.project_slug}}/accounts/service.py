@@ -185,7 +185,7 @@ async def account_exists_mail(session: AsyncSession, email: str) -> Message | No
 
 
 async def email_change_mail(
-    session: AsyncSession, settings: Settings, user: User, email: str
+    session: AsyncSession, settings: Settings, email: str, *, user: User
 ) -> Message | None:
     """A request to move `user` to `email`: a link mailed there, which moves the account once
     opened (`verify_email`); until then the account keeps its address. An address that has an

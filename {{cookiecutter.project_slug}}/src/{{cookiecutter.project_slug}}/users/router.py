@@ -1,20 +1,20 @@
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter
 
 from {{ cookiecutter.project_slug }}.accounts import service as accounts
+from {{ cookiecutter.project_slug }}.accounts.router import MailRequestsDep
 from {{ cookiecutter.project_slug }}.auth import service as auth
 from {{ cookiecutter.project_slug }}.auth.dependencies import (
-    AppSettings,
     ClientAddress,
     CurrentUser,
     Limiter,
-    MailLimits,
     Superuser,
 )
 from {{ cookiecutter.project_slug }}.db import PageLimit, PageOffset, SessionDep
 from {{ cookiecutter.project_slug }}.errors import problems
-from {{ cookiecutter.project_slug }}.mail.outbox import Outbox
 from {{ cookiecutter.project_slug }}.settings import API_PREFIX
 from {{ cookiecutter.project_slug }}.users import service
 from {{ cookiecutter.project_slug }}.users.schemas import UserPage, UserRead, UserUpdate
@@ -37,9 +37,7 @@ async def update_me(
     session: SessionDep,
     limiter: Limiter,
     address: ClientAddress,
-    settings: AppSettings,
-    mail_limits: MailLimits,
-    outbox: Outbox,
+    mail: MailRequestsDep,
 ) -> UserRead:
     """Change one's password or email; `current_password` must be right. A new password
     ends every other session (all refresh tokens are revoked). A new email is the account's
@@ -47,11 +45,8 @@ async def update_me(
     its address, and the answer is the same whether or not the new one has an account (its
     owner is told instead). Mail requests are limited as those of /auth are."""
     await auth.confirm_password(limiter, user, data.current_password, client_address=address)
-    new_email = user.email if data.email is None else data.email.lower()
-    if new_email != user.email and await mail_limits.admit(new_email, address):
-        message = await accounts.email_change_mail(session, settings, user, new_email)
-        if message is not None:
-            outbox.send_later(message)
+    if data.email is not None and data.email != user.email:  # both lower-cased
+        await mail.mail(data.email, partial(accounts.email_change_mail, user=user))
     if data.password is not None:
         await service.change_password(session, user, data.password)
         await auth.revoke_all(session, user.id)
