@@ -24,7 +24,6 @@ ISSUER = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 AUDIENCE = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "iss", "aud"]
 
-
 TokenType = Literal["access", "refresh"]
 TOKEN_TYPES: tuple[TokenType, ...] = get_args(TokenType)
 
