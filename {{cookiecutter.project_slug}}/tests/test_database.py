@@ -43,6 +43,8 @@ from {{ cookiecutter.project_slug }}.db import (
     maintenance_url,
 {%- endif %}
 )
+from {{ cookiecutter.project_slug }}.errors import NotFoundError
+from {{ cookiecutter.project_slug }}.items.models import Item
 from {{ cookiecutter.project_slug }}.main import create_app
 {%- if cookiecutter.auth == "jwt" or cookiecutter.database == "postgresql" %}
 from {{ cookiecutter.project_slug }}.settings import get_settings
@@ -73,6 +75,52 @@ async def test_a_failing_commit_is_a_503_not_a_success(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "5"
     assert (await client.get("/api/v1/items")).json()["total"] == 0
+
+
+async def test_no_request_keeps_a_database_connection(database_url: str) -> None:
+    """Reads skip the commit and writes the close (see db._session): whichever way a request
+    leaves its session, read or write, answered or failed, the connection is back in the pool."""
+    app = create_app(make_settings(database_url=database_url))
+
+    async def one_query(session: AsyncSession, fail: bool) -> None:
+        await session.execute(text("SELECT 1"))
+        if fail:
+            raise NotFoundError("failed on purpose")
+
+    @app.get("/test/read")
+    async def read(session: SessionDep, fail: bool = False) -> None:
+        await one_query(session, fail)
+
+    @app.post("/test/write")
+    async def write(session: SessionDep, fail: bool = False) -> None:
+        await one_query(session, fail)
+
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        pool = app.state.engine.pool
+        for method, path in (("GET", "/test/read"), ("POST", "/test/write")):
+            for fail, status in ((False, 200), (True, 404)):
+                response = await client.request(method, path, params={"fail": fail})
+                assert response.status_code == status
+                assert pool.checkedout() == 0, (method, fail)
+
+
+async def test_a_read_that_changed_orm_objects_commits_them(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """GET sessions commit only when there is something to commit: an endpoint's changes to
+    ORM objects still are."""
+    created = await client.post("/api/v1/items", json={"name": "before"})
+    item_id = created.json()["id"]
+
+    @app.get("/test/rename/{item_id}")
+    async def rename(item_id: uuid.UUID, session: SessionDep) -> None:
+        item = await session.get(Item, item_id)
+        assert item is not None
+        item.name = "renamed by a GET"
+
+    assert (await client.get(f"/test/rename/{item_id}")).status_code == 200
+    read = await client.get(f"/api/v1/items/{item_id}")
+    assert read.json()["name"] == "renamed by a GET"
 
 
 async def test_readiness_fails_when_the_database_does_not_answer() -> None:
