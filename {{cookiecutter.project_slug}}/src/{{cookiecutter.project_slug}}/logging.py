@@ -120,6 +120,13 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    # No record attribute that no line shows: the caller's file and line (a walk up the
+    # stack), thread and process names cost CPU on every line, the access line of
+    # every request included (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None  # the documented switch, private name and all
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

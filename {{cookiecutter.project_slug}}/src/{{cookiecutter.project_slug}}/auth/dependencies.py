@@ -72,23 +72,23 @@ MailLimits = Annotated[MailLimiters, Depends(_mail_limiters)]
 ClientAddress = Annotated[str, Depends(client_address)]
 
 
-async def token_subject(
-    request: Request, token: Annotated[str | None, Depends(bearer_token)]
-) -> uuid.UUID:
-    """The user id a valid bearer access token names, or 401."""
+BearerToken = Annotated[str | None, Depends(bearer_token)]
+
+
+def token_subject(request: Request, token: str | None) -> uuid.UUID:
+    """The user id a valid bearer access token names, or 401.
+
+    A function that the two dependencies below call, not a dependency of theirs: FastAPI
+    spends CPU on each dependency of each request, and nearly every request signs in. For
+    the same reason the settings come straight from the app, not through AppSettings."""
     if token is None:
         raise UnauthorizedError()
-    # The settings straight from the app, not through AppSettings: each dependency costs
-    # CPU on every authenticated request, and this one runs on nearly all of them.
     settings: Settings = request.app.state.settings
     return decode_token(settings, token, "access").subject
 
 
-TokenSubject = Annotated[uuid.UUID, Depends(token_subject)]
-
-
-async def current_user(session: SessionDep, user_id: TokenSubject) -> User:
-    user = await session.get(User, user_id)
+async def current_user(request: Request, session: SessionDep, token: BearerToken) -> User:
+    user = await session.get(User, token_subject(request, token))
     if user is None or not user.is_active:
         raise InvalidTokenError  # its account is gone or disabled
     return user
@@ -113,8 +113,9 @@ ACTIVE_ACCOUNT = select(USERS.c.is_superuser).where(
 )
 
 
-async def current_account(session: SessionDep, user_id: TokenSubject) -> Account:
+async def current_account(request: Request, session: SessionDep, token: BearerToken) -> Account:
     """`current_user` without loading the user: an active account, or 401."""
+    user_id = token_subject(request, token)
     is_superuser = await session.scalar(ACTIVE_ACCOUNT, {"user_id": user_id})
     if is_superuser is None:
         raise InvalidTokenError  # its account is gone or disabled
