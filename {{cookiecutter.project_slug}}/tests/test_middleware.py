@@ -242,6 +242,14 @@ async def test_oversized_headers_get_431(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health/live", headers={"X-Padding": "x" * 8_000})).status_code == 200
 
 
+async def test_two_authorization_headers_get_400(client: httpx.AsyncClient) -> None:
+    # The service would read the first; a proxy or a log in front may read the other.
+    twice = [("Authorization", "Bearer first"), ("Authorization", "Bearer second")]
+    response = await client.get("/api/v1/info", headers=twice)
+    assert_problem(response, 400)
+    assert "one Authorization header" in response.json()["detail"]
+
+
 async def test_an_overlong_request_target_gets_414(client: httpx.AsyncClient) -> None:
     # The path and query count together; headers are bounded separately (431).
     response = await client.get("/api/v1/info", params={"q": "x" * 20_000})

@@ -1,11 +1,11 @@
 """The edge: one pure ASGI layer that every request meets first.
 
 It gives each request an id, refuses oversized headers (431), request targets (414) and
-bodies (413), answers the liveness probe, adds the security headers, writes one access line
-and turns a crash into a 500 problem. One layer rather than one per concern: each layer
-costs a call and a wrapped `send` on every request. Pure ASGI (not BaseHTTPMiddleware) keeps
-throughput and lets the request id, bound in a context variable here, reach every log line
-of the request.
+bodies (413) and a second Authorization header (400), answers the liveness probe, adds the
+security headers, writes one access line and turns a crash into a 500 problem. One layer
+rather than one per concern: each layer costs a call and a wrapped `send` on every request.
+Pure ASGI (not BaseHTTPMiddleware) keeps throughput and lets the request id, bound in a
+context variable here, reach every log line of the request.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class RequestTooLargeError(HTTPException):
 
 
 class EdgeMiddleware:
-    """Request id, size limits, liveness, security headers, access line, last-resort 500.
+    """Request id, size limits, one credential, liveness, security headers, access line,
+    last-resort 500.
 
     Sizes: a declared Content-Length over `max_body_bytes` is answered at once, unread (the
     server checks that a body matches its Content-Length); a body without one (chunked) is
@@ -89,7 +90,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
 
-        incoming_id, header_bytes, declared = _scan_headers(scope)
+        incoming_id, header_bytes, declared, credentials = _scan_headers(scope)
         exchange = _Exchange(scope, receive, send, self.defaults, incoming_id)
         started = time.perf_counter()
         # bind/reset rather than `bound_contextvars`: the same, without a generator per request.
@@ -97,6 +98,8 @@ class EdgeMiddleware:
         try:
             if oversized := self._oversized_head(scope, header_bytes):
                 await exchange.refuse(*oversized)
+            elif credentials > 1:  # which one counts? A proxy may read the other (RFC 9110 5.3)
+                await exchange.refuse(400, "A request may carry one Authorization header only.")
             elif declared is not None and declared > self.max_body_bytes:
                 await exchange.refuse_too_large(self.max_body_bytes)
             elif scope["path"] == LIVE_PATH:
@@ -172,11 +175,13 @@ class EdgeMiddleware:
             await exchange.refuse_too_large(self.max_body_bytes)
 
 
-def _scan_headers(scope: Scope) -> tuple[str | None, int, int | None]:
-    """In one pass: a safe incoming request id, the headers' size, the declared body length."""
+def _scan_headers(scope: Scope) -> tuple[str | None, int, int | None, int]:
+    """In one pass: a safe incoming request id, the headers' size, the declared body length
+    and how many Authorization headers there are."""
     request_id: str | None = None
     size = 0
     declared: int | None = None
+    credentials = 0
     for name, value in scope["headers"]:
         size += len(name) + len(value)
         if name == REQUEST_ID_HEADER_NAME:
@@ -184,7 +189,9 @@ def _scan_headers(scope: Scope) -> tuple[str | None, int, int | None]:
             request_id = candidate if SAFE_REQUEST_ID.match(candidate) else None
         elif name == b"content-length" and value.isdigit():
             declared = int(value)
-    return request_id, size, declared
+        elif name == b"authorization":
+            credentials += 1
+    return request_id, size, declared, credentials
 
 
 class _Exchange:
