@@ -104,6 +104,58 @@ async def test_no_request_keeps_a_database_connection(database_url: str) -> None
                 assert pool.checkedout() == 0, (method, fail)
 
 
+{%- if cookiecutter.database == "sqlite" %}
+
+
+async def test_concurrent_writes_wait_for_each_other_instead_of_failing(
+    database_url: str,
+) -> None:
+    """Each request reads, then writes, while the others do the same: none fails (SQLite's
+    write lock is waited for, not refused) and no update is lost."""
+    app = create_app(make_settings(database_url=database_url))
+
+    @app.post("/test/increment")
+    async def increment(session: SessionDep) -> None:
+        count = await session.scalar(text("SELECT n FROM test_counter"))
+        await asyncio.sleep(0.02)  # the others read meanwhile
+        await session.execute(text("UPDATE test_counter SET n = :n"), {"n": count + 1})
+
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        async with app.state.engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE test_counter (n INTEGER NOT NULL)"))
+            await connection.execute(text("INSERT INTO test_counter VALUES (0)"))
+        statuses = await asyncio.gather(*(client.post("/test/increment") for _ in range(8)))
+        async with app.state.engine.connect() as connection:
+            final = await connection.scalar(text("SELECT n FROM test_counter"))
+    assert [response.status_code for response in statuses] == [200] * 8
+    assert final == 8
+{%- endif %}
+
+
+{%- if cookiecutter.database == "sqlite" %}
+
+
+async def test_a_database_file_that_cannot_be_written_or_read_is_a_503(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Read-only (or moved, or not permitted) and corrupt files are the operator's to fix:
+    503 problems, not 500s."""
+    path = Path(database_url.removeprefix("sqlite+aiosqlite:///"))
+    read_only = f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not a database" * 1024)
+    for url, method in ((read_only, "POST"), (f"sqlite+aiosqlite:///{corrupt}", "GET")):
+        app = create_app(make_settings(database_url=url))
+{%- if cookiecutter.auth != "none" %}
+        items_without_login(app)
+{%- endif %}
+        async with app.router.lifespan_context(app), make_client(app) as client:
+            response = await client.request(method, "/api/v1/items", json={"name": "kept?"})
+        assert response.status_code == 503, (url, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+{%- endif %}
+
+
 async def test_a_read_that_changed_orm_objects_commits_them(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

@@ -173,22 +173,25 @@ async def test_the_worker_and_scheduler_run_and_stop_cleanly(
 @pytest.fixture
 async def live(task_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The application on the test database without the per-test transaction: its commits
-    are real, as a worker in another process needs them."""
+    are real, as a worker in another process needs them.{% if cookiecutter.database == "sqlite" %} Its writes begin DEFERRED, as
+    reads do, so that its requests (an archive request reads and enqueues) go on while
+    `items_locked` holds SQLite's write lock for a task to wait on.{% endif %}"""
     app = create_app(task_settings)
-{%- if cookiecutter.auth == "jwt" %}
+{%- if cookiecutter.auth == "oidc" %}
+    app = items_without_login(app)
+{%- endif %}
     async with app.router.lifespan_context(app):
+{%- if cookiecutter.database == "sqlite" %}
+        app.state.sessionmaker = app.state.read_sessionmaker
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
         user = await add_user(app, f"{uuid.uuid4().hex}@example.com")
         headers = access_headers(task_settings, user.id)
+{%- else %}
+        headers: dict[str, str] = {}
+{%- endif %}
         async with make_client(app, headers) as client:
             yield client
-{%- elif cookiecutter.auth == "oidc" %}
-    app = items_without_login(app)
-    async with app.router.lifespan_context(app), make_client(app) as client:
-        yield client
-{%- else %}
-    async with app.router.lifespan_context(app), make_client(app) as client:
-        yield client
-{%- endif %}
 
 
 async def new_item(client: httpx.AsyncClient) -> str:

@@ -120,8 +120,18 @@ def build_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     return engine
 
 
+# An execution option of the engine that GET and HEAD requests use (database_lifespan).
+READS_ONLY = "reads_only"
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, foreign keys, and real transactions (pysqlite's implicit BEGIN breaks SAVEPOINTs)."""
+    """WAL, foreign keys, and real transactions (pysqlite's implicit BEGIN breaks SAVEPOINTs).
+
+    SQLite lets one transaction write at a time. One that writes takes the write lock at
+    BEGIN IMMEDIATE, waiting for it up to the busy timeout (DB_TIMEOUT_SECONDS): begun
+    DEFERRED, a transaction that read first could not wait, and failed at once (a 503) when
+    another write had committed since its read. Reads begin DEFERRED: in WAL mode they
+    never wait for the writer."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -133,7 +143,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        reads_only = connection.get_execution_options().get(READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 {%- endif %}
 
 
@@ -246,21 +257,23 @@ async def database_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[N
     engine = build_engine(settings)
     app.state.engine = engine
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    # GET and HEAD change nothing (HTTP's safe methods), nor do the readiness checks:
 {%- if cookiecutter.database == "postgresql" %}
-    # GET and HEAD change nothing (HTTP's safe methods): their sessions run each statement
-    # on its own, without the BEGIN and COMMIT round trips of a transaction.
+    # they run each statement on its own, without the BEGIN and COMMIT round trips of a
+    # transaction.
     reads = engine.execution_options(isolation_level="AUTOCOMMIT")
-    app.state.read_sessionmaker = async_sessionmaker(reads, expire_on_commit=False)
 {%- else %}
-    app.state.read_sessionmaker = app.state.sessionmaker  # SQLite: no round trips to save
+    # they never wait for SQLite's write lock.
+    reads = engine.execution_options(**{READS_ONLY: True})
 {%- endif %}
+    app.state.read_sessionmaker = async_sessionmaker(reads, expire_on_commit=False)
 {%- if cookiecutter.database == "postgresql" %}
     app.state.connection_queue = ConnectionQueue(
         settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout_seconds
     )
 {%- endif %}
-    add_readiness_check(app, "database", lambda: ping(engine))
-    add_schema_readiness_check(app, engine)
+    add_readiness_check(app, "database", lambda: ping(reads))
+    add_schema_readiness_check(app, reads)
     try:
         yield
     finally:
@@ -446,10 +459,13 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 # PostgreSQL SQLSTATEs (or their classes): connection exceptions, insufficient resources
 # (too many connections), operator intervention (query canceled by statement_timeout,
 # shutdown), lock not available, serialization failure and deadlock (not retried here).
-# SQLite result codes: busy or locked past the timeout, cannot open, I/O error, disk full.
+# SQLite result codes: busy or locked past the timeout, cannot open, I/O error, disk full,
+# and a file that cannot be written (read-only, moved, no permission) or read (corrupt, not
+# a database): the operator's to fix, not a bug in the request.
 UNAVAILABLE_CODES = (
     *("08", "53", "57", "55P03", "40001", "40P01"),
     *("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL"),
+    *("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CORRUPT", "SQLITE_NOTADB"),
 )
 
 
