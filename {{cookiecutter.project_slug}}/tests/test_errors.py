@@ -8,6 +8,9 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Query
+from pydantic import BaseModel, ConfigDict
+
+from {{ cookiecutter.project_slug }}.errors import MAX_FIELD_ERRORS
 
 
 async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:
@@ -81,6 +84,30 @@ async def test_validation_error_is_a_422_problem_with_field_errors(
     assert body["errors"][0]["loc"] == ["query", "n"]
     assert body["errors"][0]["type"] == "int_parsing"
     assert "secret-value" not in response.text  # inputs are not echoed back
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+async def test_a_422_lists_the_first_few_field_errors_only(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A body of unknown keys (each one an error) must not buy a huge answer."""
+
+    @app.post("/test/strict")
+    async def strict(data: Strict) -> str:
+        return data.name
+
+    body = {"name": "x"} | {f"unknown{number}": 0 for number in range(500)}
+    response = await client.post("/test/strict", json=body)
+    assert response.status_code == 422
+    problem = response.json()
+    assert len(problem["errors"]) == MAX_FIELD_ERRORS
+    assert problem["errors"][0]["type"] == "extra_forbidden"
+    assert "500 places" in problem["detail"]
+    assert len(response.content) < 5_000
 
 
 async def test_unhandled_error_is_a_500_problem_without_a_trace(
