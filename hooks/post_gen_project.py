@@ -62,6 +62,7 @@ FEATURES: tuple[Feature, ...] = (
             "src/{slug}/accounts",
             "src/{slug}/mail",
             "migrations/versions/20260102_0002_account_mail.py",
+            "migrations/versions/20260104_0004_users_token_version.py",
             "tests/test_auth_jwt.py",
             "tests/test_users.py",
             "tests/test_mail.py",

@@ -192,7 +192,7 @@ def test_an_unmigrated_database_is_not_ready_and_says_to_run_make_migrate(
     assert needs_a_table.headers["content-type"] == "application/problem+json"
     assert "not migrated" in needs_a_table.json()["detail"]
     assert "make migrate" in needs_a_table.json()["detail"]
-    head = "0002" if variant.context["auth"] == "jwt" else "0001"  # built-in users add mail
+    head = "0004" if variant.context["auth"] == "jwt" else "0001"  # users: 0002, 0004
     assert f"revision none, migrations at {head}" in log.read_text()  # current and expected
     assert ready.status_code == 200, ready.text
 

@@ -145,6 +145,7 @@ JWT_PATHS = (
     "src/{slug}/mail/outbox.py",
     "src/{slug}/mail/templates/password_reset.html.jinja",
     "migrations/versions/20260102_0002_account_mail.py",
+    "migrations/versions/20260104_0004_users_token_version.py",
     "tests/test_auth_jwt.py",
     "tests/test_users.py",
     "tests/test_mail.py",

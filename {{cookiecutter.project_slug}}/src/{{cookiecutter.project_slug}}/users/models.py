@@ -21,3 +21,6 @@ class User(TimestampMixin, Base):
     is_superuser: Mapped[bool] = mapped_column(default=False)
     # The account's owner opened a link mailed to `email` (accounts/, email verification).
     is_verified: Mapped[bool] = mapped_column(default=False)
+    # Access tokens carry the value they were issued under and are refused once it changes:
+    # a new password bumps it (auth.service.revoke_all), which ends every access token so far.
+    token_version: Mapped[int] = mapped_column(default=0)
