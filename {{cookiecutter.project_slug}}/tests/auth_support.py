@@ -16,6 +16,9 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users.models import User
 
 TEST_PASSWORD = "correct horse battery staple"
+# One route behind each way of signing in: the user's row (current_user), and the few
+# columns that deciding access needs (current_account).
+SIGNED_IN = ("/api/v1/users/me", "/api/v1/items")
 
 
 @cache
@@ -46,8 +49,10 @@ async def add_user(
         return user
 
 
-def access_headers(settings: Settings, user_id: uuid.UUID) -> dict[str, str]:
-    token, _ = encode_token(settings, user_id, "access", uuid.uuid4())
+def access_headers(settings: Settings, user_id: uuid.UUID, version: int = 0) -> dict[str, str]:
+    """A valid access token's header; `version` is the user's token_version (0 until a new
+    password)."""
+    token, _ = encode_token(settings, user_id, "access", uuid.uuid4(), version=version)
     return bearer(token)
 
 {%- else -%}

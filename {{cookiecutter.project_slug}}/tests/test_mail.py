@@ -44,7 +44,7 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.tasks.broker import stream_key
 {%- endif %}
 from {{ cookiecutter.project_slug }}.users.models import User
-from tests.auth_support import TEST_PASSWORD, add_user, bearer
+from tests.auth_support import INVALID_TOKEN_CHALLENGE, SIGNED_IN, TEST_PASSWORD, add_user, bearer
 from tests.mail_support import Inbox, body, free_port, link_token, smtp_server, stalled_server
 {%- if cookiecutter.tasks == "taskiq" %}
 from tests.redis_support import redis_url
@@ -366,6 +366,8 @@ async def test_a_reset_link_sets_a_new_password_once_and_ends_every_session(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sessions = [(await login(anonymous, user.email, TEST_PASSWORD)).json() for _ in range(2)]
+    for pair in sessions:  # in use before the reset
+        assert (await anonymous.get(ME, headers=bearer(pair["access_token"]))).status_code == 200
     token = await reset_token(anonymous, inbox, user.email)
 
     done = await confirm(anonymous, token)
@@ -374,9 +376,15 @@ async def test_a_reset_link_sets_a_new_password_once_and_ends_every_session(
     pair = (await login(anonymous, user.email, NEW_PASSWORD)).json()
     # The mail reached the account's owner: the address is verified now.
     assert (await anonymous.get(ME, headers=bearer(pair["access_token"]))).json()["is_verified"]
+    for path in SIGNED_IN:
+        assert (await anonymous.get(path, headers=bearer(pair["access_token"]))).status_code == 200
     for pair in sessions:
         refresh = {"refresh_token": pair["refresh_token"]}
         assert (await anonymous.post(f"{AUTH}/refresh", json=refresh)).status_code == 401
+        for path in SIGNED_IN:  # access tokens end too, not when they expire
+            refused = await anonymous.get(path, headers=bearer(pair["access_token"]))
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"] == INVALID_TOKEN_CHALLENGE
     assert_invalid_link(await confirm(anonymous, token, "yet another long passphrase"))
 
     for secret in (token, NEW_PASSWORD, TEST_PASSWORD):

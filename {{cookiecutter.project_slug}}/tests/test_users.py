@@ -15,7 +15,14 @@ from {{ cookiecutter.project_slug }} import cli
 from {{ cookiecutter.project_slug }}.db import standalone_session
 from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 from {{ cookiecutter.project_slug }}.users.models import User
-from tests.auth_support import TEST_PASSWORD, access_headers, add_user
+from tests.auth_support import (
+    INVALID_TOKEN_CHALLENGE,
+    SIGNED_IN,
+    TEST_PASSWORD,
+    access_headers,
+    add_user,
+    bearer,
+)
 from tests.support import make_settings, throwaway_database
 
 ME = "/api/v1/users/me"
@@ -52,6 +59,40 @@ async def test_changing_the_password_needs_the_current_one(
     assert (await anonymous.post("/api/v1/auth/refresh", json=old_session)).status_code == 401
     login = {"username": "user@example.com", "password": NEW_PASSWORD}
     assert (await anonymous.post("/api/v1/auth/token", data=login)).status_code == 200
+
+
+async def sign_in(client: httpx.AsyncClient, password: str) -> str:
+    """A new session's access token."""
+    login = {"username": "user@example.com", "password": password}
+    response = await client.post("/api/v1/auth/token", data=login)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def test_a_new_password_refuses_every_access_token_issued_before_it(
+    anonymous: httpx.AsyncClient, user: User
+) -> None:
+    this, other = [await sign_in(anonymous, TEST_PASSWORD) for _ in range(2)]
+    for path in SIGNED_IN:  # both in use before the change
+        assert (await anonymous.get(path, headers=bearer(other))).status_code == 200, path
+    change = {"current_password": TEST_PASSWORD, "password": NEW_PASSWORD}
+    assert (await anonymous.patch(ME, headers=bearer(this), json=change)).status_code == 200
+
+    # The other session and the one that changed it: refused, not once they expire.
+    for token in (other, this):
+        for path in SIGNED_IN:
+            refused = await anonymous.get(path, headers=bearer(token))
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"] == INVALID_TOKEN_CHALLENGE
+    after = await sign_in(anonymous, NEW_PASSWORD)
+    for path in SIGNED_IN:
+        assert (await anonymous.get(path, headers=bearer(after))).status_code == 200, path
+
+    # And again: each new password ends the tokens of the one before.
+    change = {"current_password": NEW_PASSWORD, "password": "yet another new passphrase"}
+    assert (await anonymous.patch(ME, headers=bearer(after), json=change)).status_code == 200
+    assert (await anonymous.get(ME, headers=bearer(after))).status_code == 401
 
 
 @pytest.mark.parametrize("weak", ["passwordpassword", " " * 20])

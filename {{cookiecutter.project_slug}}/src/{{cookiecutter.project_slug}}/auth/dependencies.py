@@ -24,7 +24,7 @@ from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, Logi
 {%- else %}
 from {{ cookiecutter.project_slug }}.auth.rate_limit import FailureLimiter, InMemoryFailureLimiter, LoginLimiter
 {%- endif %}
-from {{ cookiecutter.project_slug }}.auth.tokens import decode_token
+from {{ cookiecutter.project_slug }}.auth.tokens import TokenClaims, decode_token
 from {{ cookiecutter.project_slug }}.db import SessionDep
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, InvalidTokenError, UnauthorizedError
 {%- if cookiecutter.redis %}
@@ -75,8 +75,8 @@ ClientAddress = Annotated[str, Depends(client_address)]
 BearerToken = Annotated[str | None, Depends(bearer_token)]
 
 
-def token_subject(request: Request, token: str | None) -> uuid.UUID:
-    """The user id a valid bearer access token names, or 401.
+def access_claims(request: Request, token: str | None) -> TokenClaims:
+    """The claims of a valid bearer access token, or 401.
 
     A function that the two dependencies below call, not a dependency of theirs: FastAPI
     spends CPU on each dependency of each request, and nearly every request signs in. For
@@ -84,13 +84,14 @@ def token_subject(request: Request, token: str | None) -> uuid.UUID:
     if token is None:
         raise UnauthorizedError()
     settings: Settings = request.app.state.settings
-    return decode_token(settings, token, "access").subject
+    return decode_token(settings, token, "access")
 
 
 async def current_user(request: Request, session: SessionDep, token: BearerToken) -> User:
-    user = await session.get(User, token_subject(request, token))
-    if user is None or not user.is_active:
-        raise InvalidTokenError  # its account is gone or disabled
+    claims = access_claims(request, token)
+    user = await session.get(User, claims.subject)
+    if user is None or not user.is_active or user.token_version != claims.version:
+        raise InvalidTokenError  # its account is gone or disabled, or its password changed
     return user
 
 
@@ -106,20 +107,24 @@ class Account:
 
 
 USERS = cast("Table", User.__table__)
-# Two columns through Core, not a User object through the ORM: every request for an owned
-# resource asks this, and the user's row is not needed otherwise.
+# A few columns through Core, not a User object through the ORM: every request for an owned
+# resource asks this, and the user's row is not needed otherwise. The token's version is
+# compared in the same query: a token issued before the latest new password finds no row.
 ACTIVE_ACCOUNT = select(USERS.c.is_superuser).where(
-    USERS.c.id == bindparam("user_id"), USERS.c.is_active
+    USERS.c.id == bindparam("user_id"),
+    USERS.c.is_active,
+    USERS.c.token_version == bindparam("token_version"),
 )
 
 
 async def current_account(request: Request, session: SessionDep, token: BearerToken) -> Account:
     """`current_user` without loading the user: an active account, or 401."""
-    user_id = token_subject(request, token)
-    is_superuser = await session.scalar(ACTIVE_ACCOUNT, {"user_id": user_id})
+    claims = access_claims(request, token)
+    parameters = {"user_id": claims.subject, "token_version": claims.version}
+    is_superuser = await session.scalar(ACTIVE_ACCOUNT, parameters)
     if is_superuser is None:
-        raise InvalidTokenError  # its account is gone or disabled
-    return Account(id=user_id, is_superuser=is_superuser)
+        raise InvalidTokenError  # its account is gone or disabled, or its password changed
+    return Account(id=claims.subject, is_superuser=is_superuser)
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]

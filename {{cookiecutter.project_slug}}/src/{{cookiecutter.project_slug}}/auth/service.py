@@ -17,7 +17,7 @@ from {{ cookiecutter.project_slug }}.auth.models import RefreshToken
 from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash, verify_password
 from {{ cookiecutter.project_slug }}.auth.rate_limit import LoginLimiter, refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import TokenPair
-from {{ cookiecutter.project_slug }}.auth.tokens import decode_token, encode_token, lifetime
+from {{ cookiecutter.project_slug }}.auth.tokens import TokenClaims, decode_token, encode_token, lifetime
 from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users import service as users
@@ -75,9 +75,12 @@ async def issue_tokens(
     session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
 ) -> TokenPair:
     """A new access token and a refresh token that joins `family_id` (a new family: a login)."""
-    access_token, _ = encode_token(settings, user.id, "access", uuid.uuid4())
+    version = user.token_version
+    access_token, _ = encode_token(settings, user.id, "access", uuid.uuid4(), version=version)
     refresh_id = uuid.uuid4()
-    refresh_token, expires_at = encode_token(settings, user.id, "refresh", refresh_id)
+    refresh_token, expires_at = encode_token(
+        settings, user.id, "refresh", refresh_id, version=version
+    )
     now = datetime.now(UTC)
     # Housekeeping: this user's expired tokens can never be presented again.
     await session.execute(
@@ -102,18 +105,19 @@ async def issue_tokens(
 
 async def _issued_record(
     session: AsyncSession, settings: Settings, refresh_token: str
-) -> RefreshToken:
-    """The stored record of a valid refresh token that this service issued; 401 otherwise."""
+) -> tuple[RefreshToken, TokenClaims]:
+    """The stored record of a valid refresh token that this service issued, and its claims;
+    401 otherwise."""
     claims = decode_token(settings, refresh_token, "refresh")
     record = await session.get(RefreshToken, claims.token_id)
     if record is None or record.user_id != claims.subject:
         raise UnauthorizedError()
-    return record
+    return record, claims
 
 
 async def rotate(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
     """Spend `refresh_token` and issue the next pair of its family."""
-    record = await _issued_record(session, settings, refresh_token)
+    record, claims = await _issued_record(session, settings, refresh_token)
     # Spend it atomically: of two concurrent requests with one token, exactly one wins.
     spent = await session.execute(
         update(RefreshToken)
@@ -131,7 +135,9 @@ async def rotate(session: AsyncSession, settings: Settings, refresh_token: str) 
         await session.commit()  # the revocation must outlive the 401 below
         raise UnauthorizedError()
     user = await session.get(User, record.user_id)
-    if user is None or not user.is_active:
+    # The version catches a rotation that ran alongside a new password: the pair it issued
+    # escaped the revocation (its row was not committed yet) but names the former version.
+    if user is None or not user.is_active or user.token_version != claims.version:
         raise UnauthorizedError()
     return await issue_tokens(session, settings, user, family_id=record.family_id)
 
@@ -150,11 +156,17 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
 
 
 async def revoke_all(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """End every session of a user (after a password change, say)."""
+    """End every session of a user (after a password change, say): revoke its refresh tokens,
+    and bump its token_version, which refuses every token issued so far (auth/dependencies.py)."""
     await _revoke(session, RefreshToken.user_id == user_id)
+    # Incremented by the database, not set from the value read: two changes at once must
+    # make two versions, or a token issued between them would survive the second.
+    await session.execute(
+        update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
+    )
 
 
 async def logout(session: AsyncSession, settings: Settings, refresh_token: str) -> None:
     """Revoke the session (token family) that `refresh_token` belongs to."""
-    record = await _issued_record(session, settings, refresh_token)
+    record, _claims = await _issued_record(session, settings, refresh_token)
     await revoke_family(session, record.family_id)

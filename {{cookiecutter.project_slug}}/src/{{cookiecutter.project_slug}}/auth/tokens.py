@@ -1,8 +1,10 @@
 """JSON Web Tokens with PyJWT: short-lived access tokens and rotating refresh tokens.
 
 Both kinds are signed with SECRET_KEY (HS256) and carry `sub`, `exp`, `iat`, `jti`, `type`,
-`iss` and `aud`. Decoding pins the algorithm, requires every one of those claims and checks
-the type, so a refresh token is never accepted as an access token, nor the reverse.
+`iss`, `aud` and `token_version`. Decoding pins the algorithm, requires every one of those
+claims and checks the type, so a refresh token is never accepted as an access token, nor the
+reverse. `token_version` is the user's when the token was issued; signing in compares it with
+the user's row, so a new password (which bumps it) ends the tokens issued before.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ ALGORITHM = "HS256"
 # This service both issues and accepts its tokens.
 ISSUER = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 AUDIENCE = "{{ cookiecutter.project_slug | replace('_', '-') }}"
-REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "iss", "aud"]
+# Required, `token_version` too: a token from before it existed (the code before migration
+# 0004) cannot tell which password it was issued under, so it is refused, never taken as 0.
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "iss", "aud", "token_version"]
+# users.token_version is an INTEGER column: a larger claim could not even be compared there.
+TOKEN_VERSION_MAX = 2**31 - 1
 
 TokenType = Literal["access", "refresh"]
 TOKEN_TYPES: tuple[TokenType, ...] = get_args(TokenType)
@@ -34,6 +40,7 @@ class TokenClaims:
     token_id: uuid.UUID
     type: TokenType
     expires_at: datetime
+    version: int
 
 
 def lifetime(settings: Settings, token_type: TokenType) -> timedelta:
@@ -43,7 +50,12 @@ def lifetime(settings: Settings, token_type: TokenType) -> timedelta:
 
 
 def encode_token(
-    settings: Settings, subject: uuid.UUID, token_type: TokenType, token_id: uuid.UUID
+    settings: Settings,
+    subject: uuid.UUID,
+    token_type: TokenType,
+    token_id: uuid.UUID,
+    *,
+    version: int,
 ) -> tuple[str, datetime]:
     now = datetime.now(UTC)
     expires_at = now + lifetime(settings, token_type)
@@ -55,6 +67,7 @@ def encode_token(
         "type": token_type,
         "iss": ISSUER,
         "aud": AUDIENCE,
+        "token_version": version,
     }
     token = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
     return token, expires_at
@@ -66,6 +79,14 @@ def _numeric_date(value: object) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("not a NumericDate")
     return datetime.fromtimestamp(value, UTC)
+
+
+def _token_version(value: object) -> int:
+    """A JSON integer that users.token_version can hold (not `true`, which Python counts as
+    1); ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= TOKEN_VERSION_MAX:
+        raise ValueError("not a token version")
+    return value
 
 
 # Verifying a token (base64, JSON, the HMAC, every claim) is a good part of an authenticated
@@ -96,6 +117,7 @@ def _verified_claims(key: str, token: str) -> TokenClaims:
             token_id=uuid.UUID(str(claims["jti"])),
             type=token_type,
             expires_at=_numeric_date(claims["exp"]),
+            version=_token_version(claims["token_version"]),
         )
     # A signed token can still hold dates no datetime can (huge, infinite): OverflowError
     # and OSError come from the conversion, and are a 401 like any other bad token.
