@@ -255,8 +255,9 @@ async def password_reset_mail(
 
 
 async def reset_password(session: AsyncSession, token: str, new_password: str) -> None:
-    """Set the password, end every session of the account. The mail reached its owner, so
-    the address counts as verified too."""
+    """Set the password, end every session of the account (its refresh and access tokens
+    are refused from now on). The mail reached its owner, so the address counts as verified
+    too."""
     user, _purpose, _email = await _spend(session, token, "password_reset")
     await users.change_password(session, user, new_password)
     await auth.revoke_all(session, user.id)

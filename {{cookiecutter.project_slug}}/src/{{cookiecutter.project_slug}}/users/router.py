@@ -40,10 +40,12 @@ async def update_me(
     mail: MailRequestsDep,
 ) -> UserRead:
     """Change one's password or email; `current_password` must be right. A new password
-    ends every other session (all refresh tokens are revoked). A new email is the account's
-    once the link mailed to it is opened (`POST /auth/verify`); until then the account keeps
-    its address, and the answer is the same whether or not the new one has an account (its
-    owner is told instead). Mail requests are limited as those of /auth are."""
+    ends every session of the account, this one included: every refresh and access token
+    issued before it is refused (401), so the caller signs in again with the new password.
+    A new email is the account's once the link mailed to it is opened (`POST /auth/verify`);
+    until then the account keeps its address, and the answer is the same whether or not the
+    new one has an account (its owner is told instead). Mail requests are limited as those
+    of /auth are."""
     await auth.confirm_password(limiter, user, data.current_password, client_address=address)
     if data.email is not None and data.email != user.email:  # both lower-cased
         await mail.mail(data.email, partial(accounts.email_change_mail, user=user))
