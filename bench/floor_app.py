@@ -2,7 +2,7 @@
 
 It answers GET and POST /api/v1/items like the generated service (same JSON, same token
 check: the HS256 access token's signature, claims and type, then the user's row, which must
-exist and be active), on the same database, with one pooled connection per request and the
+exist, be active and be at the token's version), on the same database, with one pooled connection per request and the
 fewest statements that can do the work: the page and its total in one. DATABASE_URL and
 SECRET_KEY come from the environment, like the service's.
 """
@@ -69,14 +69,18 @@ async def authenticate(connection: asyncpg.Connection, authorization: str | None
             algorithms=["HS256"],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["sub", "exp", "iat", "jti", "type", "iss", "aud"]},
+            options={"require": ["sub", "exp", "iat", "jti", "type", "iss", "aud", "token_version"]},
         )
         user_id = uuid.UUID(str(claims["sub"]))
     except (jwt.PyJWTError, ValueError):
         raise HTTPException(401) from None
     if claims["type"] != "access":
         raise HTTPException(401)
-    active = await connection.fetchval("SELECT is_active FROM users WHERE id = $1", user_id)
+    active = await connection.fetchval(
+        "SELECT is_active FROM users WHERE id = $1 AND token_version = $2",
+        user_id,
+        claims["token_version"],
+    )
     if not active:
         raise HTTPException(401)
     return user_id
