@@ -2,9 +2,9 @@
 
 It answers GET and POST /api/v1/items like the generated service (same JSON, same token
 check: the HS256 access token's signature, claims and type, then the user's row, which must
-exist, be active and be at the token's version), on the same database, with one pooled connection per request and the
-fewest statements that can do the work: the page and its total in one. DATABASE_URL and
-SECRET_KEY come from the environment, like the service's.
+exist, be active and be at the token's version), on the same database, with one pooled
+connection per request and the fewest statements that can do the work: the page and its
+total in one. DATABASE_URL and SECRET_KEY come from the environment, like the service's.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SECRET_KEY = os.environ["SECRET_KEY"]
 DSN = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
 ISSUER = AUDIENCE = os.environ["TOKEN_AUDIENCE"]
+STANDARD_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud"]
 
 
 @asynccontextmanager
@@ -69,7 +70,7 @@ async def authenticate(connection: asyncpg.Connection, authorization: str | None
             algorithms=["HS256"],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["sub", "exp", "iat", "jti", "type", "iss", "aud", "token_version"]},
+            options={"require": [*STANDARD_CLAIMS, "type", "token_version"]},
         )
         user_id = uuid.UUID(str(claims["sub"]))
     except (jwt.PyJWTError, ValueError):
