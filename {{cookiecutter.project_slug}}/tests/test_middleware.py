@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
@@ -61,6 +62,30 @@ async def test_one_access_line_per_request_with_the_request_id(
     assert line["request_id"] == "trace-me" == response.headers["x-request-id"]
     assert (line["method"], line["path"], line["status"]) == ("GET", "/api/v1/info", 200)
     assert line["duration_ms"] >= 0
+
+
+async def test_work_after_the_response_is_not_counted_in_its_duration(
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Background tasks (mail to send) run after the last byte: not the client's wait, and
+    counted in, they told log readers which addresses have accounts."""
+
+    @app.get("/test/then-work")
+    async def then_work(background: BackgroundTasks) -> str:
+        background.add_task(asyncio.sleep, 0.5)
+        return "answered"
+
+    with caplog.at_level(logging.INFO):
+        assert (await client.get("/test/then-work")).status_code == 200
+    [line] = [
+        r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg["event"] == "request"
+    ]
+    assert line["duration_ms"] < 400
+{%- if cookiecutter.metrics %}
+    labels = {"method": "GET", "route": "/test/then-work"}
+    registry = app.state.metrics_registry
+    assert registry.get_sample_value("http_request_duration_seconds_sum", labels) < 0.4
+{%- endif %}
 
 
 def production_app(settings: Settings, **changes: object) -> FastAPI:

@@ -68,12 +68,15 @@ class PrometheusMiddleware:
 
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
         status = 500  # what the client gets if the app raises before answering
+        answered: float | None = None  # the last byte's time: background work is not latency
 
         async def send_recording_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = time.perf_counter()
 
         started = time.perf_counter()
         in_progress = self.in_progress.labels(method)
@@ -86,7 +89,8 @@ class PrometheusMiddleware:
             # routers carry their own prefix (settings.API_PREFIX).
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             self.requests.labels(method, route, str(status)).inc()
-            self.duration.labels(method, route).observe(time.perf_counter() - started)
+            finished = answered or time.perf_counter()
+            self.duration.labels(method, route).observe(finished - started)
 
 
 def install_metrics(app: FastAPI) -> None:
