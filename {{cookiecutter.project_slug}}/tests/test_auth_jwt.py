@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import unicodedata
 import uuid
@@ -431,6 +432,7 @@ async def test_refresh_rotates_and_a_replayed_token_ends_the_session(
     # Someone replays the spent token: refused, and the whole family is revoked...
     replay = await anonymous.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})
     assert replay.status_code == 401
+    assert replay.headers["www-authenticate"] == INVALID_TOKEN_CHALLENGE
     # ...so the legitimate, unspent successor is dead too.
     after = await anonymous.post(f"{AUTH}/refresh", json={"refresh_token": second["refresh_token"]})
     assert after.status_code == 401
@@ -448,11 +450,18 @@ async def test_other_sessions_survive_a_replay_in_one(
     assert still.status_code == 200
 
 
-async def test_logout_revokes_the_refresh_token(anonymous: httpx.AsyncClient, user: User) -> None:
+async def test_logout_revokes_the_refresh_token(
+    anonymous: httpx.AsyncClient, user: User, caplog: pytest.LogCaptureFixture
+) -> None:
     pair = await tokens(anonymous, user.email)
     body = {"refresh_token": pair["refresh_token"]}
     assert (await anonymous.post(f"{AUTH}/logout", json=body)).status_code == 204
-    assert (await anonymous.post(f"{AUTH}/refresh", json=body)).status_code == 401
+    with caplog.at_level(logging.INFO):
+        refused = await anonymous.post(f"{AUTH}/refresh", json=body)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == INVALID_TOKEN_CHALLENGE
+    # A token that was ended is no sign of theft: no reuse alarm.
+    assert "refresh_token_reused" not in caplog.text
 
 
 async def test_an_inactive_user_cannot_refresh(

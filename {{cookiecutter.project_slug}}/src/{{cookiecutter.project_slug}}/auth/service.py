@@ -18,7 +18,7 @@ from {{ cookiecutter.project_slug }}.auth.passwords import dummy_hash, verify_pa
 from {{ cookiecutter.project_slug }}.auth.rate_limit import LoginLimiter, refuse_while_locked
 from {{ cookiecutter.project_slug }}.auth.schemas import TokenPair
 from {{ cookiecutter.project_slug }}.auth.tokens import TokenClaims, decode_token, encode_token, lifetime
-from {{ cookiecutter.project_slug }}.errors import ForbiddenError, UnauthorizedError
+from {{ cookiecutter.project_slug }}.errors import ForbiddenError, InvalidTokenError, UnauthorizedError
 from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.users import service as users
 from {{ cookiecutter.project_slug }}.users.models import User
@@ -111,7 +111,7 @@ async def _issued_record(
     claims = decode_token(settings, refresh_token, "refresh")
     record = await session.get(RefreshToken, claims.token_id)
     if record is None or record.user_id != claims.subject:
-        raise UnauthorizedError()
+        raise InvalidTokenError
     return record, claims
 
 
@@ -130,15 +130,18 @@ async def rotate(session: AsyncSession, settings: Settings, refresh_token: str) 
         .execution_options(synchronize_session=False)
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
+        if record.revoked_at is not None:  # ended already (logout, a new password): no alarm
+            raise InvalidTokenError
+        # Spent before, or by a concurrent request: a copy is in someone else's hands.
         logger.warning("refresh_token_reused", family_id=str(record.family_id))
         await revoke_family(session, record.family_id)
         await session.commit()  # the revocation must outlive the 401 below
-        raise UnauthorizedError()
+        raise InvalidTokenError
     user = await session.get(User, record.user_id)
     # The version catches a rotation that ran alongside a new password: the pair it issued
     # escaped the revocation (its row was not committed yet) but names the former version.
     if user is None or not user.is_active or user.token_version != claims.version:
-        raise UnauthorizedError()
+        raise InvalidTokenError
     return await issue_tokens(session, settings, user, family_id=record.family_id)
 
 
