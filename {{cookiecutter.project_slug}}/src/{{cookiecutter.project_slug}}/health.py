@@ -62,7 +62,8 @@ async def ready(request: Request) -> HealthStatus:
             logger.warning("readiness_check_failed", check=name, error=repr(exc))
             failed.append(name)
     if failed:
-        raise ServiceUnavailableError(f"Not ready: {', '.join(failed)} did not answer.")
+        # Failed, not "did not answer": a schema behind the migrations answers, but fails.
+        raise ServiceUnavailableError(f"Not ready: {', '.join(failed)} failed; see the logs.")
     return HealthStatus(checks=dict.fromkeys(checks, "ok"))
 
 
