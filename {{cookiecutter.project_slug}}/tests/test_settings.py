@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 {% if cookiecutter.auth == "jwt" -%}
 import secrets
 {% endif -%}
@@ -174,14 +175,43 @@ def test_metrics_port_must_differ_from_the_service_port() -> None:
 {%- endif %}
 
 
-@pytest.mark.parametrize("allowed", ["*", "10.0.0.1, *"])
-def test_production_refuses_to_trust_forwarded_headers_from_anyone(allowed: str) -> None:
-    # `*` would let any client claim any address in X-Forwarded-For.
-    with pytest.raises(ValueError, match=r"FORWARDED_ALLOW_IPS must not be \* in production"):
+@pytest.mark.parametrize(
+    ("allowed", "shown"),
+    [
+        ("*", "*"),
+        ("10.0.0.1, *", "*"),
+        ("0.0.0.0/0", "0.0.0.0/0"),
+        ("::/0", "::/0"),
+        ("10.0.0.1, 0.0.0.0/0", "0.0.0.0/0"),
+        ("10.1.2.3/0", "10.1.2.3/0"),
+        ("0.0.0.0/0.0.0.0", "0.0.0.0/0.0.0.0"),
+        ("0.0.0.0/1, 128.0.0.0/1", "0.0.0.0/1, 128.0.0.0/1"),
+    ],
+)
+def test_production_refuses_to_trust_forwarded_headers_from_anyone(
+    allowed: str, shown: str
+) -> None:
+    # Each would let any client claim any address in X-Forwarded-For.
+    expected = f"FORWARDED_ALLOW_IPS must not be {shown} in production: it trusts every address"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         make_settings(environment="production", forwarded_allow_ips=allowed)
     assert make_settings(environment="development", forwarded_allow_ips=allowed)
-    # A proxy's network is fine (uvicorn reads CIDR notation).
-    assert make_settings(environment="production", forwarded_allow_ips="10.0.0.0/8, 127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "allowed",
+    [
+        "127.0.0.1",
+        "10.0.0.0/8, 127.0.0.1",  # uvicorn reads CIDR notation
+        "0.0.0.0/1",  # half of everything is not everything
+        "fd00::/8, ::1",
+        "/run/proxy.sock, proxy.internal",  # matched literally by uvicorn
+        "",
+    ],
+)
+def test_production_accepts_proxies_that_are_not_everyone(allowed: str) -> None:
+    settings = make_settings(environment="production", forwarded_allow_ips=allowed)
+    assert settings.forwarded_allow_ips == allowed
 
 
 def test_production_reports_every_problem_at_once(

@@ -7,6 +7,7 @@ the example SECRET_KEY or a weak one{% endif %}.
 
 from __future__ import annotations
 
+import ipaddress
 {% if cookiecutter.auth == "jwt" -%}
 import math
 from collections import Counter
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
     # Addresses or networks whose X-Forwarded-* headers are trusted (your load balancer),
-    # comma-separated; production refuses `*`.
+    # comma-separated; production refuses `*` and networks as wide (0.0.0.0/0, ::/0).
     forwarded_allow_ips: str = "127.0.0.1"
     # Seconds in-flight requests get to finish after SIGTERM; keep below the orchestrator's grace.
     graceful_shutdown_timeout: int = Field(default=20, ge=0)
@@ -273,12 +274,13 @@ class Settings(BaseSettings):
 
     def _production_problems(self) -> list[str]:
         problems: list[str] = []
-        # `*` trusts X-Forwarded-For from anyone: every client could choose its own address
-        # and so escape the per-address limits.
-        if "*" in {address.strip() for address in self.forwarded_allow_ips.split(",")}:
+        # `*` (or 0.0.0.0/0) trusts X-Forwarded-For from anyone: every client could choose
+        # its own address and so escape the per-address limits.
+        trusted_by_all = trusts_every_address(self.forwarded_allow_ips)
+        if trusted_by_all:
             problems.append(
-                "FORWARDED_ALLOW_IPS must not be * in production: name your proxy's address "
-                "or network (e.g. 10.0.0.0/8)"
+                f"FORWARDED_ALLOW_IPS must not be {trusted_by_all} in production: it trusts "
+                "every address; name your proxy's address or network (e.g. 10.0.0.0/8)"
             )
 {%- if cookiecutter.redis %}
         # An open Redis on the network lets anyone read the cache and reset login limits.
@@ -331,6 +333,32 @@ class Settings(BaseSettings):
         return "json" if self.environment == "production" else "console"
 
 
+def trusts_every_address(forwarded_allow_ips: str) -> str | None:
+    """The entries of FORWARDED_ALLOW_IPS that let every client address in, or None.
+
+    uvicorn reads each comma-separated entry as `*`, an address, a network, or else as text
+    compared literally (a unix socket path): only `*` and networks can let everyone in.
+    """
+    entries = [entry.strip() for entry in forwarded_allow_ips.split(",") if entry.strip()]
+    if "*" in entries:
+        return "*"
+    networks: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
+    for entry in entries:
+        try:
+            # strict=False: 10.1.2.3/0 (host bits set) is refused too, not read as a host.
+            networks[entry] = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            continue  # a host name or socket path: it matches only itself
+    catch_all = [entry for entry, network in networks.items() if network.prefixlen == 0]
+    if catch_all:
+        return ", ".join(catch_all)
+    # Together, too: 0.0.0.0/1 and 128.0.0.0/1 are 0.0.0.0/0 in two halves.
+    ipv4 = [n for n in networks.values() if isinstance(n, ipaddress.IPv4Network)]
+    ipv6 = [n for n in networks.values() if isinstance(n, ipaddress.IPv6Network)]
+    for merged in (ipaddress.collapse_addresses(ipv4), ipaddress.collapse_addresses(ipv6)):
+        if any(network.prefixlen == 0 for network in merged):
+            return ", ".join(networks)
+    return None
 {%- if cookiecutter.auth == "oidc" %}
 
 
