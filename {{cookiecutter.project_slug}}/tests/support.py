@@ -58,7 +58,8 @@ from tests.redis_support import KEY_PREFIX
 {# a blank line after the imports #}
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
-TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+# Random, like a real key: production and development refuse made-up ones (settings.py).
+TEST_SECRET_KEY = "WO8ClAHdVem6u85fiqPDbQCX1PHTfb6A2IaEB_Xy9WU"
 # What production requires besides SECRET_KEY: a mail server and https links (settings.py).
 PRODUCTION_MAIL = {"smtp_host": "smtp.example.test", "public_base_url": "https://app.example.test"}
 {%- endif %}

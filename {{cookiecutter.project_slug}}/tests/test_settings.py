@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 {% if cookiecutter.auth == "jwt" -%}
 import secrets
+from collections.abc import Callable
 {% endif -%}
 from pathlib import Path
 
@@ -75,6 +76,16 @@ def test_tests_may_use_the_example_key() -> None:
         ("ab" * 32, "too predictable"),
         ("0123456789" * 3 + "01", "too predictable"),
         ("password" * 5, "too predictable"),
+        # Varied enough characters, but runs a guesser tries first:
+        ("abcdefghijklmnopqrstuvwxyz012345", "too predictable"),
+        ("qwertyuiopasdfghjklzxcvbnm123456", "too predictable"),
+        ("0123456789abcdef0123456789abcdef", "too predictable"),
+        ("ZYXWVUTSRQPONMLKJIHGFEDCBA987654", "too predictable"),
+        # Made-up phrases, however long:
+        ("change-me-to-a-long-random-string-please", "is words joined by"),
+        ("my-super-secret-key-for-production-2024", "is words joined by"),
+        ("My_Super_Secret_Key_For_PRODUCTION_2024", "is words joined by"),
+        ("correct horse battery staple and more", "is words joined by"),
     ],
 )
 @pytest.mark.parametrize("environment", ["production", "development"])
@@ -86,10 +97,18 @@ def test_weak_keys_are_refused_with_how_to_make_a_good_one(
     assert "python -c 'import secrets; print(secrets.token_urlsafe(48))'" in str(raised.value)
 
 
+# The documented command, and hex from the same module (openssl rand -hex 32 is alike).
+GENERATED_KEYS: dict[str, Callable[[], str]] = {
+    "token_urlsafe(48)": lambda: secrets.token_urlsafe(48),
+    "token_hex(32)": lambda: secrets.token_hex(32),
+}
+
+
+@pytest.mark.parametrize("generator", GENERATED_KEYS)
 @pytest.mark.parametrize("environment", ["production", "development"])
-def test_a_strong_key_is_accepted(environment: str) -> None:
-    for _ in range(20):  # the estimate holds for every fresh key, not just a lucky one
-        key = secrets.token_urlsafe(32)
+def test_a_strong_key_is_accepted(environment: str, generator: str) -> None:
+    for _ in range(200):  # the estimate holds for every fresh key, not just a lucky one
+        key = GENERATED_KEYS[generator]()
         settings = make_settings(environment=environment, secret_key=key)
         assert settings.secret_key.get_secret_value() == key
     assert make_settings(environment=environment, secret_key=TEST_SECRET_KEY)

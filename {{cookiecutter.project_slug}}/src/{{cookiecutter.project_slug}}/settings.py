@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 {% if cookiecutter.auth == "jwt" -%}
 import math
+import re
 from collections import Counter
 {% endif -%}
 from functools import lru_cache
@@ -35,6 +36,20 @@ EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # noqa: S105
 MIN_SECRET_KEY_LENGTH = 32
 MIN_SECRET_KEY_BITS = 128
 KEY_GENERATION_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# What people type when asked for a random string: the alphabet, the digits (the keyboard's
+# row ends in 0), keyboard rows. Three in a row of one, either way (abc, 321, qwe), are
+# the first thing a guesser tries, so the third character counts for nothing.
+KEY_RUNS = ("abcdefghijklmnopqrstuvwxyz", "01234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+RUN_TRIGRAMS = frozenset(
+    run[start : start + 3]
+    for sequence in KEY_RUNS
+    for run in (sequence, sequence[::-1])
+    for start in range(len(run) - 2)
+)
+# Words or numbers joined by -, _, . or spaces: a made-up phrase, guessable however long.
+# A generated key never looks like this: capitals, small letters and digits all mix.
+WORD = r"(?:[A-Z]?[a-z]+|[A-Z]+|[0-9]+)"
+PHRASE = re.compile(rf"{WORD}(?:[-_. ]{WORD})+")
 {% endif -%}
 # Every API route lives under this prefix. Routers carry it themselves (rather than getting
 # it from include_router) so that route.path is the full template for metrics and traces.
@@ -371,10 +386,13 @@ def is_https_or_loopback(url: str) -> bool:
 
 
 def estimated_bits(secret: str) -> float:
-    """A simple strength estimate: Shannon entropy of the characters times the length."""
+    """A simple strength estimate: Shannon entropy of the characters times their number,
+    leaving out each character that completes a run (RUN_TRIGRAMS)."""
     counts = Counter(secret).values()
     per_character = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts)
-    return per_character * len(secret)
+    lowered = secret.lower()
+    in_runs = sum(lowered[start : start + 3] in RUN_TRIGRAMS for start in range(len(secret) - 2))
+    return per_character * (len(secret) - in_runs)
 
 
 def secret_key_weakness(secret: str) -> str | None:
@@ -385,10 +403,20 @@ def secret_key_weakness(secret: str) -> str | None:
         return "is empty or whitespace only"
     if len(secret) < MIN_SECRET_KEY_LENGTH:
         return f"is {len(secret)} characters; at least {MIN_SECRET_KEY_LENGTH} are needed"
+    return guessable_pattern(secret)
+
+
+def guessable_pattern(secret: str) -> str | None:
+    """What makes a long enough `secret` easy to guess, or None when nothing does."""
     if len(set(secret)) == 1:
         return "repeats one character"
+    if PHRASE.fullmatch(secret):
+        return "is words joined by -, _, . or spaces: a made-up phrase is guessable"
     if estimated_bits(secret) < MIN_SECRET_KEY_BITS:
-        return f"is too predictable (under {MIN_SECRET_KEY_BITS} bits of entropy by estimate)"
+        return (
+            f"is too predictable (under {MIN_SECRET_KEY_BITS} bits of entropy by estimate; "
+            "runs such as abc, 321 or qwerty count for nothing)"
+        )
     return None
 {%- endif %}
 
