@@ -636,9 +636,21 @@ def test_development_without_smtp_host_logs_mail_and_production_refuses_to_start
     with pytest.raises(ValidationError, match="PUBLIC_BASE_URL must be an https"):
         make_settings(**production, public_base_url="http://app.example.test")
     assert make_settings(**production).smtp_host == PRODUCTION_MAIL["smtp_host"]
-    # Nothing sends account mail: no mail server needed.
-    unneeded = {"registration_enabled": False, "password_reset_enabled": False}
-    make_settings(**production, **unneeded, smtp_host="", public_base_url="http://x")
+
+
+def test_production_needs_mail_even_without_registration_and_password_reset() -> None:
+    # Email change (PATCH /users/me) and /auth/verify/resend still send mail.
+    production = {
+        "environment": "production",
+        "secret_key": secrets.token_urlsafe(48),
+        "registration_enabled": False,
+        "password_reset_enabled": False,
+    }
+    with pytest.raises(ValidationError, match="SMTP_HOST must be set in production"):
+        make_settings(**production, smtp_host="")
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL must be an https"):
+        make_settings(**production, public_base_url="http://app.example.test")
+    assert make_settings(**production).smtp_host == PRODUCTION_MAIL["smtp_host"]
 
 {%- if cookiecutter.tasks == "taskiq" %}
 

@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
 
     # Mail (SMTP). No SMTP_HOST: mail is written to the log in development, and production
-    # refuses to start while registration or password reset is enabled.
+    # refuses to start (email change and verification resend always send mail).
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str = ""
@@ -307,18 +307,16 @@ class Settings(BaseSettings):
             )
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
-        # Registration sends verification mail, password reset sends reset mail: in
-        # production neither may silently go nowhere, nor link to a plain-http page.
-        if self.registration_enabled or self.password_reset_enabled:
-            if not self.smtp_host:
-                problems.append(
-                    "SMTP_HOST must be set in production while REGISTRATION_ENABLED or "
-                    "PASSWORD_RESET_ENABLED is true: they send mail"
-                )
-            if not self.public_base_url.startswith("https://"):
-                problems.append(
-                    "PUBLIC_BASE_URL must be an https:// URL in production (mail links)"
-                )
+        # Email change and verification resend send mail whatever the switches say (and
+        # registration and password reset, when on): in production none may silently go
+        # nowhere, nor link to a plain-http page.
+        if not self.smtp_host:
+            problems.append(
+                "SMTP_HOST must be set in production: the service sends mail (verification, "
+                "email change, password reset)"
+            )
+        if not self.public_base_url.startswith("https://"):
+            problems.append("PUBLIC_BASE_URL must be an https:// URL in production (mail links)")
 {%- endif %}
 {%- if cookiecutter.auth == "oidc" %}
         if not self.oidc_issuer or not self.oidc_audience:

@@ -1,8 +1,7 @@
 """The mail port and its adapters: `SmtpSender` (aiosmtplib) and `LogSender` (development).
 
 Which one a process uses is decided once, at startup, by `build_sender`: SMTP when
-SMTP_HOST is set, the log otherwise (settings refuse a missing SMTP_HOST in production
-while registration or password reset is on)."""
+SMTP_HOST is set, the log otherwise (settings refuse a missing SMTP_HOST in production)."""
 
 from __future__ import annotations
 
