@@ -112,6 +112,27 @@ def test_a_strong_key_is_accepted(environment: str, generator: str) -> None:
         settings = make_settings(environment=environment, secret_key=key)
         assert settings.secret_key.get_secret_value() == key
     assert make_settings(environment=environment, secret_key=TEST_SECRET_KEY)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://", "https:///", "https://:443", "https://?next=x", "https://[::1", "http://app.test"],
+)
+def test_production_mail_links_need_an_https_url_with_a_host(url: str) -> None:
+    # https:// alone would make links such as https:///reset-password.
+    expected = "PUBLIC_BASE_URL must be an https:// URL with a host in production"
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        make_settings(environment="production", public_base_url=url)
+    for good in ("https://app.example.test", "https://example.test:8443/app/"):
+        assert make_settings(environment="production", public_base_url=good)
+
+
+@pytest.mark.parametrize("host", ["", " ", "\t \n"])
+def test_a_blank_smtp_host_is_no_mail_server(host: str) -> None:
+    assert make_settings(environment="development", smtp_host=host).smtp_host == ""
+    with pytest.raises(ValidationError, match="SMTP_HOST must be set in production"):
+        make_settings(environment="production", smtp_host=host)
+    assert make_settings(smtp_host=" smtp.example.test ").smtp_host == "smtp.example.test"
 {%- else %}
 
 
@@ -253,7 +274,7 @@ def test_production_reports_every_problem_at_once(
         "  - settings: FORWARDED_ALLOW_IPS must not be * in production",
 {%- if cookiecutter.auth == "jwt" %}
         "  - settings: SMTP_HOST must be set in production",
-        "  - settings: PUBLIC_BASE_URL must be an https:// URL in production",
+        "  - settings: PUBLIC_BASE_URL must be an https:// URL with a host in production",
 {%- elif cookiecutter.auth == "oidc" %}
         "  - settings: OIDC_ISSUER and OIDC_AUDIENCE must be set in production",
 {%- endif %}

@@ -15,7 +15,7 @@ from collections import Counter
 {% endif -%}
 from functools import lru_cache
 from typing import Annotated, Literal
-{%- if cookiecutter.auth == "oidc" or cookiecutter.redis %}
+{%- if cookiecutter.auth != "none" or cookiecutter.redis %}
 from urllib.parse import urlsplit
 {%- endif %}
 
@@ -239,6 +239,14 @@ class Settings(BaseSettings):
             return value.replace(",", " ").split()
         return value
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _strip_smtp_host(cls, value: str) -> str:
+        # " " names no server: stripped, it is empty, which production refuses.
+        return value.strip()
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 
     @field_validator("database_url")
@@ -315,8 +323,10 @@ class Settings(BaseSettings):
                 "SMTP_HOST must be set in production: the service sends mail (verification, "
                 "email change, password reset)"
             )
-        if not self.public_base_url.startswith("https://"):
-            problems.append("PUBLIC_BASE_URL must be an https:// URL in production (mail links)")
+        if not is_https_with_host(self.public_base_url):
+            problems.append(
+                "PUBLIC_BASE_URL must be an https:// URL with a host in production (mail links)"
+            )
 {%- endif %}
 {%- if cookiecutter.auth == "oidc" %}
         if not self.oidc_issuer or not self.oidc_audience:
@@ -381,6 +391,16 @@ def is_https_or_loopback(url: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
+
+
+def is_https_with_host(url: str) -> bool:
+    """What links in mails can start with: https and a host (`https://` alone would make
+    https:///reset-password)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ of an IPv6 host
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 def estimated_bits(secret: str) -> float:
