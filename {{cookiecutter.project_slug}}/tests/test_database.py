@@ -240,6 +240,7 @@ def test_an_unmigrated_schema_is_not_ready_and_says_how_to_fix_it(tmp_path: Path
     assert items.status_code == 503
     assert items.headers["content-type"] == "application/problem+json"
     assert items.json()["detail"] == NOT_MIGRATED
+    assert items.headers["retry-after"] == "5"
     assert "make migrate" in NOT_MIGRATED
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "schema": "ok"{% if cookiecutter.redis %}, "redis": "ok"{% endif %}}

@@ -531,7 +531,13 @@ async def handle_database_error(request: Request, exc: Exception) -> JSONRespons
     code = error_code(exc)
     if isinstance(exc, DBAPIError) and is_missing_table(exc):
         logger.error("schema_not_migrated", error=type(exc).__name__, code=code)
-        return problem_response(503, NOT_MIGRATED, instance=request.url.path, request_id=request_id)
+        return problem_response(
+            503,
+            NOT_MIGRATED,
+            instance=request.url.path,
+            request_id=request_id,
+            headers={"Retry-After": "5"},  # a deploy's migration job is about to run
+        )
     if isinstance(exc, IntegrityError) and is_conflict(exc):
         logger.info("integrity_conflict", error=type(exc).__name__, code=code)
         return problem_response(
