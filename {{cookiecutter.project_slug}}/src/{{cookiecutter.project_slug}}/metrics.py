@@ -31,6 +31,7 @@ from prometheus_client.metrics_core import Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.health import PROBE_PATHS
+from {{ cookiecutter.project_slug }}.middleware import ends_response
 
 UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -75,7 +76,7 @@ class PrometheusMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
+            if ends_response(message):
                 answered = time.perf_counter()
 
         started = time.perf_counter()

@@ -194,6 +194,12 @@ def _scan_headers(scope: Scope) -> tuple[str | None, int, int | None, int]:
     return request_id, size, declared, credentials
 
 
+def ends_response(message: Message) -> bool:
+    """Whether `message` sends a response's last bytes: what comes after (background tasks)
+    is not the client's wait."""
+    return message["type"] == "http.response.body" and not message.get("more_body", False)
+
+
 class _Exchange:
     """One request at the edge: its id, and the response's status once it started."""
 
@@ -224,7 +230,7 @@ class _Exchange:
             headers.append(self._request_id_header)
             message["headers"] = headers
         await self._send(message)
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
+        if ends_response(message):
             self._answered_at = time.perf_counter()
 
     def answered_at(self) -> float:
