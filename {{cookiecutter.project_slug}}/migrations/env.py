@@ -98,9 +98,23 @@ def run_migrations_offline() -> None:
 
 
 def _run_sync(connection: Connection) -> None:
+{%- if cookiecutter.database == "sqlite" %}
+    # Batch mode rebuilds a table by dropping it: with foreign keys on, that drop deletes
+    # every row that refers to the table (ON DELETE CASCADE). So they are off while the
+    # migrations run (SQLite takes the switch only outside a transaction, hence the driver's
+    # connection) and checked before the commit. This engine is the migrations' own.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
+{%- endif %}
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()
+{%- if cookiecutter.database == "sqlite" %}
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:  # raised inside the transaction: nothing is committed
+            raise RuntimeError(f"rows whose foreign key points nowhere: {broken[:5]}")
+{%- endif %}
 
 
 async def run_migrations_online(settings: Settings) -> None:

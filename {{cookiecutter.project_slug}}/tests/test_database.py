@@ -49,6 +49,9 @@ from {{ cookiecutter.project_slug }}.main import create_app
 {%- if cookiecutter.auth == "jwt" or cookiecutter.database == "postgresql" %}
 from {{ cookiecutter.project_slug }}.settings import get_settings
 {%- endif %}
+{%- if cookiecutter.database == "sqlite" and cookiecutter.auth == "jwt" %}
+from tests.auth_support import add_user
+{%- endif %}
 from tests.support import (
     PROJECT_ROOT,
 {%- if cookiecutter.auth != "none" %}
@@ -445,4 +448,36 @@ async def test_a_request_that_gets_no_connection_in_time_is_shed_with_a_503(
         assert response.headers["retry-after"] == "5"
         assert 0.2 <= waited < 2
         assert (await client.get("/api/v1/items")).status_code == 200  # and served again
+{%- endif %}
+{%- if cookiecutter.database == "sqlite" and cookiecutter.auth == "jwt" %}
+
+
+async def _add_an_owned_item(database_url: str) -> None:
+    app = create_app(make_settings(database_url=database_url))
+    async with app.router.lifespan_context(app):
+        owner = await add_user(app, "owner@example.com")
+        async with app.state.sessionmaker() as session:
+            session.add(Item(owner_id=owner.id, name="kept"))
+            await session.commit()
+
+
+async def _item_names(database_url: str) -> list[str]:
+    app = create_app(make_settings(database_url=database_url))
+    async with app.router.lifespan_context(app), app.state.engine.connect() as connection:
+        return list((await connection.scalars(text("SELECT name FROM items"))).all())
+
+
+def test_a_migration_that_rebuilds_a_table_keeps_the_rows_that_refer_to_it(
+    tmp_path: Path,
+) -> None:
+    """SQLite's batch mode drops and recreates a table; with foreign keys on, the drop
+    deleted every row that refers to it (0004's downgrade rebuilds users: their items went)."""
+    with throwaway_database(tmp_path) as url:
+        asyncio.run(_add_an_owned_item(url))
+        config = Config(PROJECT_ROOT / "alembic.ini")
+        config.attributes["database_url"] = url
+        config.attributes["configure_logger"] = False
+        command.downgrade(config, "-1")
+        command.upgrade(config, "head")
+        assert asyncio.run(_item_names(url)) == ["kept"]
 {%- endif %}
