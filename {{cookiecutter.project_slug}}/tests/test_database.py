@@ -309,6 +309,21 @@ async def test_any_foreign_key_or_unique_violation_is_a_409() -> None:
         assert response.status_code == 409
 
 
+async def test_a_column_the_database_lacks_is_a_503_that_says_to_migrate(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A model ahead of the database (a column added, not migrated yet) is the same setup
+    step as a missing table, not a 500 with a traceback."""
+
+    @app.get("/test/new-column")
+    async def new_column(session: SessionDep) -> None:
+        await session.execute(text("SELECT added_later FROM items"))
+
+    response = await client.get("/test/new-column")
+    assert response.status_code == 503
+    assert response.json()["detail"] == NOT_MIGRATED
+
+
 async def test_other_database_errors_stay_errors() -> None:
     bug = ProgrammingError("SELECT", {}, Exception("syntax error at or near"))
     with pytest.raises(ProgrammingError):

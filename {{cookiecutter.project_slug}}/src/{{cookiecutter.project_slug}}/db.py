@@ -484,7 +484,7 @@ def is_database_unavailable(error: BaseException) -> bool:
     return isinstance(error, DATABASE_UNAVAILABLE_ERRORS)
 
 
-# --- errors that name their cause: a missing table, a row still referenced ---------------
+# --- errors that name their cause: a schema not migrated, a row still referenced --------
 
 MISSING_DATABASE = "3D000"  # PostgreSQL's invalid_catalog_name
 
@@ -494,9 +494,14 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def is_missing_table(exc: DBAPIError) -> bool:
-    """PostgreSQL's undefined_table (42P01), SQLite's "no such table"."""
-    return _sqlstate(exc) == "42P01" or "no such table" in str(exc.orig)
+def is_not_migrated(exc: DBAPIError) -> bool:
+    """A table or a column that the models have and the database lacks: PostgreSQL's
+    undefined_table (42P01) and undefined_column (42703), SQLite's "no such table" and "no
+    such column"."""
+    message = str(exc.orig)
+    return _sqlstate(exc) in {"42P01", "42703"} or any(
+        missing in message for missing in ("no such table", "no such column")
+    )
 
 
 def database_setup_problem(exc: BaseException, database_url: str) -> str | None:
@@ -504,7 +509,7 @@ def database_setup_problem(exc: BaseException, database_url: str) -> str | None:
     migrated); None for any other error."""
     if not isinstance(exc, DBAPIError):
         return None
-    if is_missing_table(exc):
+    if is_not_migrated(exc):
         return NOT_MIGRATED
 {%- if cookiecutter.database == "postgresql" %}
     return missing_database(exc, database_url)
@@ -523,13 +528,14 @@ def is_conflict(exc: IntegrityError) -> bool:
 
 
 async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A missing table is a 503 that says how to fix it; a violated unique or foreign key
-    constraint (deleting a row that another one refers to) is a 409; an unavailable, too
-    slow or missing database is a 503; anything else is a bug, answered 500 by the request
-    middleware. Logs carry the error class and code only: messages can quote data."""
+    """A missing table or column is a 503 that says how to fix it; a violated unique or
+    foreign key constraint (deleting a row that another one refers to) is a 409; an
+    unavailable, too slow or missing database is a 503; anything else is a bug, answered
+    500 by the request middleware. Logs carry the error class and code only: messages can
+    quote data."""
     request_id = getattr(request.state, "request_id", None)
     code = error_code(exc)
-    if isinstance(exc, DBAPIError) and is_missing_table(exc):
+    if isinstance(exc, DBAPIError) and is_not_migrated(exc):
         logger.error("schema_not_migrated", error=type(exc).__name__, code=code)
         return problem_response(
             503,
