@@ -229,6 +229,30 @@ def test_a_missing_postgres_database_is_one_line_and_make_db_creates_it(
 
 
 @pytest.mark.parametrize("variant", param(POSTGRES))
+def test_a_server_that_does_not_answer_is_one_line_naming_it(
+    bake: Callable[[Variant], Baked], variant: Variant
+) -> None:
+    """A new user whose PostgreSQL is not running yet: each setup step says so in one line
+    (it was a 130-line traceback), naming the address it tried."""
+    project = bake(variant).path
+    slug = variant.context["project_slug"]
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    database_url = f"postgresql+asyncpg://postgres@{address}/{slug}"
+    for command, stdin in [
+        (["make", "db"], ""),
+        (["make", "migrate"], ""),
+        (["uv", "run", slug, "create-superuser", "--email", "root@example.com"], PASSWORD),
+    ]:
+        done = shell(command, project, stdin=stdin + "\n", DATABASE_URL=database_url)
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        assert done.returncode != 0, command
+        assert "Traceback" not in done.stderr, done.stderr
+        [message] = [line for line in lines if address in line]
+        assert "Cannot reach the database server" in message, message
+        assert "Connection refused" in message, message
+
+
+@pytest.mark.parametrize("variant", param(POSTGRES))
 def test_make_test_needs_only_the_server(
     bake: Callable[[Variant], Baked], variant: Variant
 ) -> None:

@@ -21,7 +21,15 @@ from sqlalchemy.exc import DBAPIError
 from {{ cookiecutter.project_slug }}.accounts import models as _accounts_models  # noqa: F401 - registers tables
 from {{ cookiecutter.project_slug }}.auth import models as _auth_models  # noqa: F401
 {% endif -%}
-from {{ cookiecutter.project_slug }}.db import Base, UTCDateTime, build_engine{% if cookiecutter.database == "postgresql" %}, missing_database{% endif %}
+from {{ cookiecutter.project_slug }}.db import (
+    Base,
+    UTCDateTime,
+    build_engine,
+{%- if cookiecutter.database == "postgresql" %}
+    missing_database,
+    unreachable_server,
+{%- endif %}
+)
 from {{ cookiecutter.project_slug }}.items import models as _items_models  # noqa: F401
 from {{ cookiecutter.project_slug }}.settings import Settings
 {%- if cookiecutter.auth == "jwt" %}
@@ -133,9 +141,11 @@ else:
     settings = _settings()
     try:
         asyncio.run(run_migrations_online(settings))
-    except DBAPIError as exc:
-        # A missing database is a setup step, not a crash: one line, not a traceback.
-        if (problem := missing_database(exc, settings.database_url)) is None:
+    except (DBAPIError, OSError) as exc:
+        # A database not created yet, a server not running: setup steps, not crashes; one
+        # line that says what to do, not a traceback.
+        url = settings.database_url
+        if (problem := missing_database(exc, url) or unreachable_server(exc, url)) is None:
             raise
         raise SystemExit(problem) from None
 {%- else %}

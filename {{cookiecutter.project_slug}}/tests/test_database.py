@@ -11,6 +11,7 @@ import io
 import logging
 import shutil
 {% if cookiecutter.database == "postgresql" -%}
+import socket
 import time
 {% endif -%}
 import uuid
@@ -22,8 +23,8 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
-from sqlalchemy import Uuid, column, table, text
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import Uuid, column, {% if cookiecutter.database == "postgresql" %}make_url, {% endif %}table, text
+from sqlalchemy.exc import {% if cookiecutter.database == "postgresql" %}DBAPIError, {% endif %}IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession{% if cookiecutter.database == "postgresql" %}, create_async_engine{% endif %}
 from starlette.requests import Request
 
@@ -395,6 +396,28 @@ def test_a_missing_database_is_named_and_create_database_creates_it(
     finally:
         get_settings.cache_clear()
         asyncio.run(_drop(database_url, name))
+
+
+def test_a_server_that_refuses_the_connection_or_the_user_is_one_line(database_url: str) -> None:
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = make_url(database_url)
+    closed = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    with pytest.raises(ConnectionRefusedError) as refused:
+        asyncio.run(_connect(closed))
+    problem = database_setup_problem(refused.value, closed)
+    assert problem is not None
+    assert problem.startswith(f"Cannot reach the database server at 127.0.0.1:{port} ")
+    assert "(Connection refused)" in problem
+
+    stranger = url.set(username=f"nobody_{uuid.uuid4().hex[:12]}")
+    stranger_url = stranger.render_as_string(hide_password=False)
+    with pytest.raises(DBAPIError) as unknown_role:
+        asyncio.run(_connect(stranger_url))
+    problem = database_setup_problem(unknown_role.value, stranger_url)
+    assert problem is not None
+    assert f"server at {url.host}:{url.port or 5432} refused the user or password" in problem
 {%- endif %}
 {%- if cookiecutter.database == "postgresql" %}
 

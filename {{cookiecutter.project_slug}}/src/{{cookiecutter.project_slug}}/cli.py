@@ -25,6 +25,8 @@ from types import FrameType
 import uvicorn
 {%- if cookiecutter.auth == "jwt" %}
 from pydantic import TypeAdapter, ValidationError
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" or cookiecutter.database == "postgresql" %}
 from sqlalchemy.exc import DBAPIError
 {%- endif %}
 
@@ -42,9 +44,12 @@ from {{ cookiecutter.project_slug }}.db import (
 {%- endif %}
     database_setup_problem,
     standalone_session,
+{%- if cookiecutter.database == "postgresql" %}
+    unreachable_server,
+{%- endif %}
 )
 {% elif cookiecutter.database == "postgresql" -%}
-from {{ cookiecutter.project_slug }}.db import create_database
+from {{ cookiecutter.project_slug }}.db import create_database, unreachable_server
 {% endif -%}
 {% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.errors import ConflictError
@@ -59,8 +64,9 @@ from {{ cookiecutter.project_slug }}.users.schemas import Email, UserCreate
 
 {%- if cookiecutter.auth == "jwt" %}
 
-# Not answering, or answering that the database or its tables do not exist yet.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_UNAVAILABLE_ERRORS, DBAPIError)
+# Not answering (OSError: a failed connect), or answering that the database or its tables
+# do not exist yet.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_UNAVAILABLE_ERRORS, DBAPIError, OSError)
 {%- endif %}
 
 
@@ -205,7 +211,13 @@ def create_database_command() -> int:
     database comes with the server you are given)."""
     settings = get_settings()
     name = settings.database_url.rsplit("/", 1)[-1].split("?", 1)[0]
-    created = asyncio.run(create_database(settings.database_url))
+    try:
+        created = asyncio.run(create_database(settings.database_url))
+    except (DBAPIError, OSError) as exc:
+        if (problem := unreachable_server(exc, settings.database_url)) is None:
+            raise
+        print(f"Not created: {problem}", file=sys.stderr)  # noqa: T201
+        return 1
     print(f"Database {name!r} {'created' if created else 'exists already'}.")  # noqa: T201
     return 0
 {%- endif %}

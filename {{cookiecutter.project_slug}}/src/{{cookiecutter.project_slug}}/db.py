@@ -8,6 +8,11 @@ before the response is sent, so a failed commit is never reported as a success.
 from __future__ import annotations
 
 import asyncio
+{%- if cookiecutter.database == "postgresql" %}
+import errno
+import os
+import socket
+{%- endif %}
 from collections.abc import AsyncIterator{% if cookiecutter.redis %}, Awaitable, Callable{% endif %}, Sequence
 from contextlib import asynccontextmanager{% if cookiecutter.database != "postgresql" %}, nullcontext{% endif %}
 from datetime import UTC, datetime
@@ -226,6 +231,52 @@ def missing_database(exc: BaseException, database_url: str) -> str | None:
         f"Database {url.database!r} does not exist on {url.host}:{url.port or 5432}; "
         "create it with `make db` ({{ cookiecutter.project_slug }} create-database)."
     )
+
+
+# PostgreSQL's invalid_authorization_specification (no such role, no pg_hba.conf entry) and
+# invalid_password.
+REFUSED_CREDENTIALS = frozenset({"28000", "28P01"})
+
+
+def unreachable_server(exc: BaseException, database_url: str) -> str | None:
+    """One line naming the server and what to check, when `exc` says that nothing answers at
+    DATABASE_URL's address (not running, wrong host or port, too slow to connect) or that the
+    server refused its user or password; None for any other error."""
+    refused = isinstance(exc, DBAPIError) and _sqlstate(exc) in REFUSED_CREDENTIALS
+    # The driver's own error, raised as is by a failed connect or wrapped by SQLAlchemy.
+    reason = _connect_failure(exc.orig if isinstance(exc, DBAPIError) else exc)
+    if not refused and reason is None:
+        return None
+    url = make_url(database_url)
+    server = f"{url.host or 'localhost'}:{url.port or 5432}"
+    if refused:
+        return (
+            f"The database server at {server} refused the user or password in DATABASE_URL; "
+            "correct them (.env, or the environment)."
+        )
+    return (
+        f"Cannot reach the database server at {server} ({reason}); start it, or correct "
+        "DATABASE_URL (.env, or the environment)."
+    )
+
+
+NETWORK_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
+
+
+def _connect_failure(error: BaseException | None) -> str | None:
+    """Why a connection could not be made, if `error` says so."""
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, socket.gaierror):
+        return f"unknown host: {error.strerror}"
+    if not isinstance(error, OSError):
+        return None
+    if error.errno in NETWORK_ERRNOS:
+        return os.strerror(error.errno)  # "Connection refused"
+    # A host name with several addresses (localhost: ::1 and 127.0.0.1), all failing.
+    return str(error) if str(error).startswith("Multiple exceptions") else None
 
 
 async def create_database(database_url: str) -> bool:
@@ -506,7 +557,11 @@ def is_not_migrated(exc: DBAPIError) -> bool:
 
 def database_setup_problem(exc: BaseException, database_url: str) -> str | None:
     """What to do when `exc` says that the database is not set up yet (not created, not
-    migrated); None for any other error."""
+    migrated{% if cookiecutter.database == "postgresql" %}, its server not running or refusing the credentials{% endif %}); None for any other error."""
+{%- if cookiecutter.database == "postgresql" %}
+    if (problem := unreachable_server(exc, database_url)) is not None:
+        return problem
+{%- endif %}
     if not isinstance(exc, DBAPIError):
         return None
     if is_not_migrated(exc):
