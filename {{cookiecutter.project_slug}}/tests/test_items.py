@@ -143,6 +143,7 @@ async def test_delete_then_gone(client: httpx.AsyncClient) -> None:
     response = await client.delete(f"{ITEMS}/{created['id']}")
     assert response.status_code == 204
     assert response.content == b""
+    assert "content-type" not in response.headers  # no body, nothing to describe
     assert (await client.get(f"{ITEMS}/{created['id']}")).status_code == 404
 
 

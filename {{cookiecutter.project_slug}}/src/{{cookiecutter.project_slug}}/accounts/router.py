@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.project_slug }}.accounts import service
@@ -88,6 +88,7 @@ async def request_password_reset(data: EmailRequest, requests: MailRequestsDep) 
 @router.post(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no Content-Type either
     responses=problems(400, 404),
     dependencies=[ResetEnabled],
 )
@@ -98,7 +99,12 @@ async def confirm_password_reset(data: PasswordResetConfirm, session: SessionDep
 
 
 # 409: the link moves an account to an address that another account has taken meanwhile.
-@router.post("/verify", status_code=status.HTTP_204_NO_CONTENT, responses=problems(400, 409))
+@router.post(
+    "/verify",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problems(400, 409),
+)
 async def verify_email(data: VerifyRequest, session: SessionDep, outbox: Outbox) -> None:
     """Confirm an email address with the token from the mail (once): the account's own, or
     the new one asked for in `PATCH /users/me`, which becomes the account's (the former

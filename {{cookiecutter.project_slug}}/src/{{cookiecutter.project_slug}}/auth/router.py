@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, Form, Response, status
 
 from {{ cookiecutter.project_slug }}.accounts import service as accounts
 from {{ cookiecutter.project_slug }}.accounts.schemas import Accepted
@@ -108,7 +108,12 @@ async def refresh(data: RefreshRequest, session: SessionDep, settings: AppSettin
     return await service.rotate(session, settings, data.refresh_token)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no Content-Type either
+    responses=problems(401),
+)
 async def logout(data: RefreshRequest, session: SessionDep, settings: AppSettings) -> None:
     """End the session of this refresh token. Access tokens already issued stay valid
     until they expire (ACCESS_TOKEN_MINUTES)."""

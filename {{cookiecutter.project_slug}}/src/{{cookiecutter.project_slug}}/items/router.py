@@ -5,7 +5,7 @@ import uuid
 from typing import Annotated
 {%- endif %}
 
-from fastapi import APIRouter, {% if cookiecutter.auth != "none" or cookiecutter.redis %}Depends, {% endif %}{% if cookiecutter.redis %}Request, {% endif %}status
+from fastapi import APIRouter, {% if cookiecutter.auth != "none" or cookiecutter.redis %}Depends, {% endif %}{% if cookiecutter.redis %}Request, {% endif %}Response, status
 
 {% if cookiecutter.auth == "jwt" -%}
 from {{ cookiecutter.project_slug }}.auth.dependencies import CurrentAccount
@@ -129,11 +129,17 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, session: SessionDep)
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no Content-Type either
     responses=problems(404, 409),
     dependencies=WRITES,
 )
 {%- else %}
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 409))
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no Content-Type either
+    responses=problems(404, 409),
+)
 {%- endif %}
 {%- if cookiecutter.redis and cookiecutter.auth != "none" %}
 async def delete_item(
