@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-{%- if cookiecutter.auth == "jwt" or cookiecutter.database != "none" or cookiecutter.metrics %}
+{%- if cookiecutter.auth != "none" or cookiecutter.database != "none" or cookiecutter.metrics %}
 from pydantic import ValidationError
 {%- endif %}
 
@@ -39,6 +39,19 @@ def test_without_an_environment_a_process_is_production(
     settings = Settings()
     assert settings.environment == "production"
     assert settings.resolved_log_format == "json"
+{%- if cookiecutter.auth == "oidc" %}
+
+
+@pytest.mark.parametrize(
+    "issuer", ["https://", "https:///", "https://:443", "https://[::1", "http://sso.example.test"]
+)
+def test_production_needs_an_https_issuer_with_a_host(issuer: str) -> None:
+    expected = "OIDC_ISSUER must be an https:// URL with a host in production"
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        make_settings(environment="production", oidc_issuer=issuer, oidc_audience="api")
+    for good in ("https://sso.example.test", "https://sso.example.test/realms/main"):
+        assert make_settings(environment="production", oidc_issuer=good, oidc_audience="api")
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 
 

@@ -332,7 +332,7 @@ class Settings(BaseSettings):
         if not self.oidc_issuer or not self.oidc_audience:
             problems.append("OIDC_ISSUER and OIDC_AUDIENCE must be set in production")
         elif not is_https_or_loopback(self.oidc_issuer):
-            problems.append("OIDC_ISSUER must be an https:// URL in production")
+            problems.append("OIDC_ISSUER must be an https:// URL with a host in production")
 {%- endif %}
         return problems
 
@@ -382,25 +382,33 @@ def trusts_every_address(forwarded_allow_ips: str) -> str | None:
         if any(network.prefixlen == 0 for network in merged):
             return ", ".join(networks)
     return None
-{%- if cookiecutter.auth == "oidc" %}
-
-
-def is_https_or_loopback(url: str) -> bool:
-    """An https URL, or one on this machine (where plain http cannot be intercepted)."""
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
-{%- endif %}
-{%- if cookiecutter.auth == "jwt" %}
+{%- if cookiecutter.auth != "none" %}
 
 
 def is_https_with_host(url: str) -> bool:
-    """What links in mails can start with: https and a host (`https://` alone would make
-    https:///reset-password)."""
+    """https and a host: `https://` alone would make links such as https:///reset-password,
+    or an issuer that no token names."""
     try:
         parts = urlsplit(url)
     except ValueError:  # an unclosed [ of an IPv6 host
         return False
     return parts.scheme == "https" and bool(parts.hostname)
+{%- endif %}
+{%- if cookiecutter.auth == "oidc" %}
+
+
+def is_https_or_loopback(url: str) -> bool:
+    """An https URL with a host, or one on this machine (where plain http cannot be
+    intercepted)."""
+    if is_https_with_host(url):
+        return True
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ of an IPv6 host
+        return False
+    return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
 
 
 def estimated_bits(secret: str) -> float:
