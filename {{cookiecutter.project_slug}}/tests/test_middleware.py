@@ -13,7 +13,7 @@ from starlette.types import Message, Receive, Scope, Send
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.middleware import MAX_TARGET_BYTES, EdgeMiddleware
 from {{ cookiecutter.project_slug }}.settings import Settings
-from tests.support import make_client
+from tests.support import make_client, make_settings
 
 MIB = 1024 * 1024  # MAX_REQUEST_BODY_BYTES's default
 
@@ -284,3 +284,50 @@ async def test_an_overlong_request_target_gets_414(client: httpx.AsyncClient) ->
     assert_problem(long_path, 414)
     within = await client.get("/api/v1/info", params={"q": "x" * (MAX_TARGET_BYTES - 100)})
     assert within.status_code == 200
+
+
+# --- CORS (CORS_ORIGINS) ------------------------------------------------------------------
+
+FRONT_END = "https://app.example.test"
+INFO = "/api/v1/info"
+
+
+@pytest.fixture
+async def cors_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(create_app(make_settings(cors_origins=[FRONT_END]))) as client:
+        yield client
+
+
+def preflight(origin: str, method: str = "POST") -> dict[str, str]:
+    return {"Origin": origin, "Access-Control-Request-Method": method}
+
+
+async def test_cors_lets_the_configured_origin_in(cors_client: httpx.AsyncClient) -> None:
+    allowed = await cors_client.options(INFO, headers=preflight(FRONT_END, "DELETE"))
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == FRONT_END
+    assert "DELETE" in allowed.headers["access-control-allow-methods"]
+    answered = await cors_client.get(INFO, headers={"Origin": FRONT_END})
+    assert answered.status_code == 200
+    assert answered.headers["access-control-allow-origin"] == FRONT_END
+
+
+async def test_cors_refuses_other_origins_with_a_problem(cors_client: httpx.AsyncClient) -> None:
+    refused = await cors_client.options(INFO, headers=preflight("https://evil.example.test"))
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"] == "Disallowed CORS origin."
+    assert "access-control-allow-origin" not in refused.headers
+    assert refused.headers["x-request-id"]  # the edge's headers, as on every answer
+    # A simple request from elsewhere is answered, without the header that lets a browser
+    # hand the answer to the other origin's page.
+    answered = await cors_client.get(INFO, headers={"Origin": "https://evil.example.test"})
+    assert "access-control-allow-origin" not in answered.headers
+
+
+async def test_without_cors_origins_no_origin_is_let_in(client: httpx.AsyncClient) -> None:
+    answered = await client.get(INFO, headers={"Origin": FRONT_END})
+    assert "access-control-allow-origin" not in answered.headers
+    preflighted = await client.options(INFO, headers=preflight(FRONT_END))
+    assert preflighted.status_code == 405
+    assert "access-control-allow-origin" not in preflighted.headers

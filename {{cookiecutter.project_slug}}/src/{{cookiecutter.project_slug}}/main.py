@@ -10,7 +10,6 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 {% if cookiecutter.auth == "jwt" %}
 from {{ cookiecutter.project_slug }}.accounts.router import router as accounts_router
@@ -35,7 +34,7 @@ from {{ cookiecutter.project_slug }}.mail.senders import mail_lifespan
 {%- if cookiecutter.metrics %}
 from {{ cookiecutter.project_slug }}.metrics import install_metrics
 {%- endif %}
-from {{ cookiecutter.project_slug }}.middleware import EdgeMiddleware
+from {{ cookiecutter.project_slug }}.middleware import EdgeMiddleware, ProblemCORSMiddleware
 {%- if cookiecutter.redis %}
 from {{ cookiecutter.project_slug }}.redis import install_redis_error_handlers, redis_lifespan
 {%- endif %}
@@ -150,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # wrap the edge, so what it refuses (413, 431) is counted too{% endif %}.
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],

@@ -16,7 +16,10 @@ import uuid
 from collections.abc import Iterable
 
 import structlog
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.project_slug }}.errors import problem_response
@@ -173,6 +176,21 @@ class EdgeMiddleware:
             if exchange.response_started:
                 raise
             await exchange.refuse_too_large(self.max_body_bytes)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS (on when CORS_ORIGINS names origins), whose refusal of a preflight (an
+    origin, method or header not allowed) is a 400 problem like every other error, not
+    plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode()  # "Disallowed CORS origin, method"
+        dropped = {"content-length", "content-type"}  # the problem sets its own
+        headers = {name: value for name, value in response.headers.items() if name not in dropped}
+        return problem_response(400, f"{refused}.", headers=headers)
 
 
 def _scan_headers(scope: Scope) -> tuple[str | None, int, int | None, int]:
