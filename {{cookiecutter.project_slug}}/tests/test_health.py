@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-{% if cookiecutter.database != "none" -%}
 import logging
-{% endif -%}
 import time
 
 import httpx
@@ -26,6 +24,24 @@ async def test_live_answers_head_without_a_body(client: httpx.AsyncClient) -> No
     assert response.status_code == 200
     assert response.content == b""
     assert int(response.headers["content-length"]) == len(health.LIVE_BODY)
+
+
+@pytest.mark.parametrize("path", ["/health/ready", "/api/v1/info"])
+async def test_head_is_a_get_without_the_body_on_every_route(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """Monitors and `curl -I` ask with HEAD; routes declare GET only (RFC 9110 9.3.2)."""
+    with caplog.at_level(logging.INFO):
+        got = await client.get(path)
+        head = await client.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    for header in ("content-type", "content-length", "cache-control"):
+        assert head.headers[header] == got.headers[header]
+    access = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    assert [line["method"] for line in access if line["event"] == "request"] == (
+        [] if path.startswith("/health/") else ["GET", "HEAD"]  # probes are not logged
+    )
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE", "OPTIONS"])

@@ -64,6 +64,9 @@ class EdgeMiddleware:
     Liveness (`GET /health/live`) is answered here, after the size checks: it checks nothing,
     so it needs no routing, no metrics and no access line (see health.py). Other methods get
     the 405 a route would give, with `Allow: GET, HEAD`.
+
+    HEAD is GET without the body (RFC 9110 section 9.3.2), on every route: the application
+    sees a GET, and the body it answers is not sent. Routes declare GET only.
     """
 
     def __init__(
@@ -93,8 +96,11 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
 
+        method = scope["method"]
+        if method == "HEAD":
+            scope = scope | {"method": "GET"}
         incoming_id, header_bytes, declared, credentials = _scan_headers(scope)
-        exchange = _Exchange(scope, receive, send, self.defaults, incoming_id)
+        exchange = _Exchange(scope, receive, send, self.defaults, incoming_id, method == "HEAD")
         started = time.perf_counter()
         # bind/reset rather than `bound_contextvars`: the same, without a generator per request.
         tokens = structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
@@ -112,7 +118,7 @@ class EdgeMiddleware:
             else:
                 await self._call_counting_body(exchange)
         except Exception:
-            logger.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            logger.exception("unhandled_error", method=method, path=scope["path"])
 {%- if cookiecutter.sentry %}
             capture_exception()  # no-op while SENTRY_DSN is empty
 {%- endif %}
@@ -124,7 +130,7 @@ class EdgeMiddleware:
                 if scope["path"] not in PROBE_PATHS:
                     logger.info(
                         "request",
-                        method=scope["method"],
+                        method=method,
                         path=scope["path"],
                         status=exchange.status,
                         duration_ms=round((exchange.answered_at() - started) * 1000, 2),
@@ -145,15 +151,13 @@ class EdgeMiddleware:
         return None
 
     async def _answer_liveness(self, exchange: _Exchange) -> None:
-        method = exchange.scope["method"]
-        if method not in LIVE_METHODS:  # the 405 a route would give
+        if exchange.scope["method"] != "GET":  # the 405 a route would give (HEAD is a GET)
             await exchange.refuse(405, None, headers={"Allow": LIVE_ALLOW})
             return
         await exchange.send(
             {"type": "http.response.start", "status": 200, "headers": self.live_headers}
         )
-        body = LIVE_BODY if method == "GET" else b""
-        await exchange.send({"type": "http.response.body", "body": body})
+        await exchange.send({"type": "http.response.body", "body": LIVE_BODY})
 
     async def _call_counting_body(self, exchange: _Exchange) -> None:
         """A body without Content-Length (chunked): cut off as soon as it crosses the limit."""
@@ -228,8 +232,10 @@ class _Exchange:
         send: Send,
         defaults: RawHeaders,
         incoming_id: str | None,
+        head: bool = False,
     ) -> None:
         self.scope = scope
+        self.head = head  # send the headers of the answer, not its body
         self.receive = receive
         self._send = send
         self._defaults = defaults
@@ -247,6 +253,8 @@ class _Exchange:
             headers = _with_defaults(message.get("headers", ()), self._defaults)
             headers.append(self._request_id_header)
             message["headers"] = headers
+        elif self.head and message["type"] == "http.response.body":
+            message = message | {"body": b""}
         await self._send(message)
         if ends_response(message):
             self._answered_at = time.perf_counter()
