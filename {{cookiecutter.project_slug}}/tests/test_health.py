@@ -28,7 +28,7 @@ async def test_live_answers_head_without_a_body(client: httpx.AsyncClient) -> No
 
 @pytest.mark.parametrize("path", ["/health/ready", "/api/v1/info"])
 async def test_head_is_a_get_without_the_body_on_every_route(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, path: str
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     """Monitors and `curl -I` ask with HEAD; routes declare GET only (RFC 9110 9.3.2)."""
     with caplog.at_level(logging.INFO):
@@ -42,6 +42,13 @@ async def test_head_is_a_get_without_the_body_on_every_route(
     assert [line["method"] for line in access if line["event"] == "request"] == (
         [] if path.startswith("/health/") else ["GET", "HEAD"]  # probes are not logged
     )
+{%- if cookiecutter.metrics %}
+    labels = {"method": "HEAD", "route": path, "status": "200"}
+    counted = app.state.metrics_registry.get_sample_value("http_requests_total", labels)
+    assert counted == (None if path.startswith("/health/") else 1)  # probes are not counted
+{%- else %}
+    del app
+{%- endif %}
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE", "OPTIONS"])

@@ -94,13 +94,26 @@ class EdgeMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif scope["method"] == "HEAD":
+            await self._head(scope, receive, send)
+        else:
+            await self._handle(scope, receive, send)
 
-        method = scope["method"]
-        if method == "HEAD":
-            scope = scope | {"method": "GET"}
+    async def _head(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HEAD is handled as the GET it mirrors. The server's scope keeps HEAD (so it sends
+        no body) and gets what routing found (the route: metrics' label)."""
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self._handle(as_get, receive, send, head=True)
+        finally:
+            scope.update({key: value for key, value in as_get.items() if key != "method"})
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, *, head: bool = False
+    ) -> None:
+        method = "HEAD" if head else scope["method"]
         incoming_id, header_bytes, declared, credentials = _scan_headers(scope)
-        exchange = _Exchange(scope, receive, send, self.defaults, incoming_id, method == "HEAD")
+        exchange = _Exchange(scope, receive, send, self.defaults, incoming_id, head=head)
         started = time.perf_counter()
         # bind/reset rather than `bound_contextvars`: the same, without a generator per request.
         tokens = structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
@@ -232,6 +245,7 @@ class _Exchange:
         send: Send,
         defaults: RawHeaders,
         incoming_id: str | None,
+        *,
         head: bool = False,
     ) -> None:
         self.scope = scope
@@ -254,7 +268,7 @@ class _Exchange:
             headers.append(self._request_id_header)
             message["headers"] = headers
         elif self.head and message["type"] == "http.response.body":
-            message = message | {"body": b""}
+            message = {**message, "body": b""}
         await self._send(message)
         if ends_response(message):
             self._answered_at = time.perf_counter()
