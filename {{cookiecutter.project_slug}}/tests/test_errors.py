@@ -66,7 +66,7 @@ async def test_a_405_allows_every_method_of_the_path(
         response = await client.request(method, "/test/things/1")
         assert response.status_code == 405
         assert response.headers["content-type"] == "application/problem+json"
-        assert response.headers["allow"] == "DELETE, GET, PATCH"
+        assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"  # HEAD: as the GET
 
 
 async def test_validation_error_is_a_422_problem_with_field_errors(

@@ -145,11 +145,14 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
     """The methods some route would serve at the request's path, sorted. Asked through each
     route's own `matches`, as the router does, so routers included in others are asked too
     (FastAPI keeps an included router as one route that dispatches to its own)."""
-    return [
+    allowed = {
         method
         for method in ROUTABLE_METHODS
         if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in routes)
-    ]
+    }
+    if "GET" in allowed:
+        allowed.add("HEAD")  # the edge answers HEAD as the GET (middleware.py)
+    return sorted(allowed)
 
 
 # The most field errors a 422 lists. A body of 1 MiB of unknown keys has 100,000 of them:
