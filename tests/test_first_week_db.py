@@ -74,6 +74,20 @@ def succeeds(command: list[str], project: Path, **env: str) -> str:
     return output
 
 
+def fails_in_one_line(
+    command: list[str], project: Path, stdin: str, database_url: str, *, naming: str
+) -> str:
+    """Run a setup step that must fail, saying why in a line or so (no traceback); that
+    line, the one that names `naming`."""
+    done = shell(command, project, stdin=stdin + "\n", DATABASE_URL=database_url)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode != 0, command
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(lines) <= 3, lines
+    [message] = [line for line in lines if naming in line]
+    return message
+
+
 def postgres_url(name: str) -> str:
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
@@ -209,11 +223,7 @@ def test_a_missing_postgres_database_is_one_line_and_make_db_creates_it(
             (["make", "migrate"], ""),
             (["uv", "run", slug, "create-superuser", "--email", "root@example.com"], PASSWORD),
         ]:
-            done = shell(command, project, stdin=stdin + "\n", DATABASE_URL=database_url)
-            lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-            assert done.returncode != 0
-            assert len(lines) <= 3, lines
-            [message] = [line for line in lines if name in line]
+            message = fails_in_one_line(command, project, stdin, database_url, naming=name)
             assert "make db" in message
 
         succeeds(["make", "db"], project, DATABASE_URL=database_url)
@@ -243,11 +253,7 @@ def test_a_server_that_does_not_answer_is_one_line_naming_it(
         (["make", "migrate"], ""),
         (["uv", "run", slug, "create-superuser", "--email", "root@example.com"], PASSWORD),
     ]:
-        done = shell(command, project, stdin=stdin + "\n", DATABASE_URL=database_url)
-        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-        assert done.returncode != 0, command
-        assert "Traceback" not in done.stderr, done.stderr
-        [message] = [line for line in lines if address in line]
+        message = fails_in_one_line(command, project, stdin, database_url, naming=address)
         assert "Cannot reach the database server" in message, message
         assert "Connection refused" in message, message
 
